@@ -1,0 +1,19 @@
+import django_filters
+
+from audit.actions import Action
+from audit.models import AuditEvent
+from studio.context import ActorType
+
+
+class AuditEventFilterSet(django_filters.FilterSet):
+    actor = django_filters.UUIDFilter(field_name="actor_user_id", label="Actor user id")
+    actor_type = django_filters.ChoiceFilter(choices=ActorType.CHOICES)
+    action = django_filters.MultipleChoiceFilter(choices=Action.choices)
+    target_type = django_filters.CharFilter()
+    target_id = django_filters.CharFilter()
+    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = AuditEvent
+        fields = ["actor", "actor_type", "action", "target_type", "target_id", "since", "until"]

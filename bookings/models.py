@@ -1,0 +1,1 @@
+"""Services, availability, bookings and holds arrive with the bookings issue."""

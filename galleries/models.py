@@ -1,0 +1,1 @@
+"""Galleries, assets, ratings, folders and selections arrive with the galleries issue."""

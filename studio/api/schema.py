@@ -1,0 +1,72 @@
+"""OpenAPI generation: every operation documents the shared error body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular import generators, openapi
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import serializers
+
+from studio.tenancy import unscoped
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable machine-readable code, e.g. VALIDATION_ERROR.")
+    message = serializers.CharField(help_text="A sentence for people.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Per-field messages, keyed by dotted field path.",
+    )
+    details = serializers.DictField(help_text="Extra facts for domain errors (e.g. quota figures).")
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()
+    request_id = serializers.CharField()
+
+
+_ERRORS = {
+    "400": "Invalid input or a broken business rule.",
+    "401": "Not signed in, or a bad API token.",
+    "403": "Your role does not grant the scope this needs.",
+    "404": "No such object in this studio (or no such studio for you).",
+    "409": "Conflicts with the current state.",
+    "429": "Too many requests.",
+}
+
+
+class AutoSchema(openapi.AutoSchema):
+    def get_override_parameters(self) -> list[Any]:
+        params = list(super().get_override_parameters())
+        if "{studio_slug}" in self.path:
+            params.append(
+                OpenApiParameter(
+                    "studio_slug",
+                    str,
+                    OpenApiParameter.PATH,
+                    description="The studio's slug. Studios you are not a member of answer 404.",
+                )
+            )
+        return params
+
+    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+        responses = super()._get_response_bodies(direction)
+        codes = ["401", "403", "404", "429"]
+        if self.method in ("POST", "PUT", "PATCH", "DELETE"):
+            codes[:0] = ["400", "409"]
+        for code in codes:
+            if code not in responses:
+                body = self._get_response_for_code(ErrorSerializer, code, direction=direction)
+                body["description"] = _ERRORS[code]
+                responses[code] = body
+        return responses
+
+
+class SchemaGenerator(generators.SchemaGenerator):
+    """Builds the schema unscoped: introspection touches model managers but
+    reads no rows, and there is no studio to scope to."""
+
+    def get_schema(self, request: Any = None, public: bool = False) -> Any:
+        with unscoped():
+            return super().get_schema(request=request, public=public)

@@ -1,0 +1,189 @@
+"""One error format for every API error.
+
+Every error response, whether it comes from validation, authentication,
+permissions, a missing object, throttling, a domain rule broken inside a
+service, or an unexpected crash, has this body::
+
+    {
+      "error": {
+        "code": "VALIDATION_ERROR",           # stable, machine-readable
+        "message": "Some fields are invalid.", # for people
+        "fields": {"email": ["Enter a valid email address."]},
+        "details": {}                          # extra facts for domain errors
+      },
+      "request_id": "3f2a..."                  # also in the X-Request-ID header
+    }
+
+Services raise :class:`DomainError` (or a subclass) for broken business
+rules; they never build HTTP responses themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from studio import context
+
+logger = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """A business rule was broken. Raised by services, rendered by the API."""
+
+    code = "DOMAIN_ERROR"
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_message = "The request breaks a business rule."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        status_code: int | None = None,
+        details: dict[str, Any] | None = None,
+        fields: dict[str, list[str]] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        if code:
+            self.code = code
+        if status_code:
+            self.status_code = status_code
+        self.details = details or {}
+        self.fields = fields or {}
+        super().__init__(self.message)
+
+
+class Conflict(DomainError):
+    code = "CONFLICT"
+    status_code = status.HTTP_409_CONFLICT
+    default_message = "The request conflicts with the current state."
+
+
+class Forbidden(DomainError):
+    code = "PERMISSION_DENIED"
+    status_code = status.HTTP_403_FORBIDDEN
+    default_message = "You do not have permission to do this."
+
+
+_DRF_CODES = {
+    exceptions.ValidationError: "VALIDATION_ERROR",
+    exceptions.ParseError: "MALFORMED_REQUEST",
+    exceptions.NotAuthenticated: "NOT_AUTHENTICATED",
+    exceptions.AuthenticationFailed: "AUTHENTICATION_FAILED",
+    exceptions.PermissionDenied: "PERMISSION_DENIED",
+    exceptions.NotFound: "NOT_FOUND",
+    exceptions.MethodNotAllowed: "METHOD_NOT_ALLOWED",
+    exceptions.NotAcceptable: "NOT_ACCEPTABLE",
+    exceptions.UnsupportedMediaType: "UNSUPPORTED_MEDIA_TYPE",
+    exceptions.Throttled: "THROTTLED",
+}
+
+
+def error_body(
+    code: str,
+    message: str,
+    *,
+    fields: dict[str, list[str]] | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "error": {"code": code, "message": message, "fields": fields or {}, "details": details or {}},
+        "request_id": context.current().request_id,
+    }
+
+
+def flatten_field_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turn DRF's nested error detail into ``{"dotted.path": [messages]}``."""
+    out: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = "non_field_errors" if key in ("non_field_errors", "__all__") and not prefix else key
+            path = f"{prefix}.{name}" if prefix else str(name)
+            for k, v in flatten_field_errors(value, path).items():
+                out.setdefault(k, []).extend(v)
+    elif isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            out.setdefault(prefix or "non_field_errors", []).extend(str(item) for item in detail)
+        else:
+            for index, item in enumerate(detail):
+                path = f"{prefix}.{index}" if prefix else str(index)
+                for k, v in flatten_field_errors(item, path).items():
+                    out.setdefault(k, []).extend(v)
+    else:
+        out.setdefault(prefix or "non_field_errors", []).append(str(detail))
+    return out
+
+
+def _from_drf(exc: exceptions.APIException) -> tuple[int, dict[str, Any], dict[str, str]]:
+    code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "ERROR")
+    headers: dict[str, str] = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None) is not None:
+        headers["Retry-After"] = str(int(exc.wait))
+    if isinstance(exc, exceptions.ValidationError):
+        fields = flatten_field_errors(exc.detail)
+        body = error_body(code, "Some fields are invalid.", fields=fields)
+    else:
+        details = {"retry_after_seconds": int(exc.wait)} if getattr(exc, "wait", None) else None
+        body = error_body(code, str(exc.detail), details=details)
+    return exc.status_code, body, headers
+
+
+def api_exception_handler(exc: Exception, ctx: dict[str, Any]) -> Response | None:
+    """DRF's EXCEPTION_HANDLER: every error leaves the API in one shape."""
+    if isinstance(exc, DomainError):
+        set_rollback()
+        body = error_body(exc.code, exc.message, fields=exc.fields, details=exc.details)
+        return Response(body, status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(
+            detail=exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if isinstance(exc, exceptions.APIException):
+        set_rollback()
+        status_code, body, headers = _from_drf(exc)
+        return Response(body, status=status_code, headers=headers)
+    # Anything else is a bug: let Django log it and answer 500 through
+    # handler500 below, which keeps the same shape for API paths.
+    return None
+
+
+def _is_api(request: Any) -> bool:
+    return request.path.startswith("/api/")
+
+
+def json_404(request: Any, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(error_body("NOT_FOUND", "Not found."), status=404)
+
+
+def json_500(request: Any) -> JsonResponse:
+    return JsonResponse(error_body("SERVER_ERROR", "Something went wrong on our side."), status=500)
+
+
+def handler404(request: Any, exception: Exception | None = None) -> Any:
+    if _is_api(request):
+        return json_404(request, exception)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def handler500(request: Any) -> Any:
+    if _is_api(request):
+        return json_500(request)
+    from django.views.defaults import server_error
+
+    return server_error(request)

@@ -1,0 +1,71 @@
+"""Seed the demo studio. Safe to run again: it only creates what is missing,
+and it (re)sets the demo sign-in's password so the printed one always works."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from allauth.account.models import EmailAddress
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from studio import context, services
+from studio.models import Studio, User
+from studio.tenancy import studio_scope
+from teams import services as team_services
+from teams.models import Membership, Team
+from teams.roles import Role
+
+DEMO_SLUG = "blakely"
+DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "studio-demo-2026")
+DEMO_PEOPLE = [
+    ("owner@demo.studio", "Blake Owner", Role.OWNER),
+    ("admin@demo.studio", "Avery Admin", Role.ADMIN),
+    ("photographer@demo.studio", "Parker Photographer", Role.PHOTOGRAPHER),
+    ("assistant@demo.studio", "Alex Assistant", Role.ASSISTANT),
+    ("viewer@demo.studio", "Val Viewer", Role.VIEWER),
+]
+
+
+class Command(BaseCommand):
+    help = "Create (or complete) the demo studio and print how to sign in."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        with context.acting_as(context.Actor.system("command:seed_demo")), transaction.atomic():
+            users = {email: self._user(email, name) for email, name, _ in DEMO_PEOPLE}
+            owner = users[DEMO_PEOPLE[0][0]]
+            studio = Studio.objects.filter(slug=DEMO_SLUG).first() or services.studio_create(
+                owner=owner,
+                name="Blakely Cinematics",
+                slug=DEMO_SLUG,
+                timezone_name="America/Los_Angeles",
+                contact_email="hello@demo.studio",
+            )
+            with studio_scope(studio):
+                for email, _, role in DEMO_PEOPLE:
+                    if not Membership.objects.filter(user=users[email]).exists():
+                        team_services.membership_add(user=users[email], role=role)
+                if not Team.objects.filter(name="Second shooters").exists():
+                    team_services.team_create(
+                        name="Second shooters",
+                        description="Extra hands for weddings and events.",
+                        members=list(Membership.objects.filter(role__in=[Role.PHOTOGRAPHER, Role.ASSISTANT])),
+                    )
+        self.stdout.write(self.style.SUCCESS(f"Demo studio '{studio.name}' is ready."))
+        self.stdout.write(
+            "\n  Sign in at   http://127.0.0.1:8000/accounts/login/\n"
+            f"  Email        {DEMO_PEOPLE[0][0]}\n"
+            "               (other roles: admin@, photographer@, assistant@, viewer@demo.studio)\n"
+            f"  Password     {DEMO_PASSWORD}\n"
+            "  Admin        http://127.0.0.1:8000/admin/\n"
+            "  API docs     http://127.0.0.1:8000/api/docs/\n"
+        )
+
+    def _user(self, email: str, name: str) -> User:
+        user = User.objects.filter(email=email).first() or User.objects.create_user(email=email, full_name=name)
+        user.set_password(DEMO_PASSWORD)
+        user.save(update_fields=["password"])
+        # Demo addresses cannot receive mail: mark them verified.
+        EmailAddress.objects.update_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
+        return user

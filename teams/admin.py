@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpRequest
+
+from studio.admin import StudioModelAdmin
+from studio.errors import DomainError
+from teams import services
+from teams.models import Invitation, Membership, Team
+
+
+def _report(request: HttpRequest, exc: DomainError) -> None:
+    messages.error(request, exc.message)
+
+
+@admin.register(Membership)
+class MembershipAdmin(StudioModelAdmin):
+    read_scope = "member:read"
+    write_scope = "member:admin"
+    list_display = ["user", "role", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["user__email", "user__full_name"]
+    fields = ["user", "role"]
+    readonly_fields = ["user"]
+    list_select_related = ["user", "studio"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # members join through invitations
+
+    def save_model(self, request: HttpRequest, obj: Membership, form: Any, change: bool) -> None:
+        with self.write_scope_for(request, obj):
+            fresh = Membership.objects.get(pk=obj.pk)
+            try:
+                services.membership_change_role(
+                    actor=getattr(request, "admin_membership", None), membership=fresh, role=obj.role
+                )
+            except DomainError as exc:
+                _report(request, exc)
+
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        with self.write_scope_for(request, obj):
+            try:
+                services.membership_remove(actor=getattr(request, "admin_membership", None), membership=obj)
+            except DomainError as exc:
+                _report(request, exc)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
+class TeamForm(forms.ModelForm):
+    class Meta:
+        model = Team
+        fields = ["name", "description"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Built per request, inside the admin's studio scope.
+        self.fields["team_members"] = forms.ModelMultipleChoiceField(
+            queryset=Membership.objects.select_related("user"), required=False, label="Members"
+        )
+        if self.instance.pk:
+            self.fields["team_members"].initial = list(self.instance.members.all())
+
+
+@admin.register(Team)
+class TeamAdmin(StudioModelAdmin):
+    form = TeamForm
+    read_scope = "member:read"
+    write_scope = "member:admin"
+    list_display = ["name", "description", "created_at"]
+    search_fields = ["name"]
+
+    def save_model(self, request: HttpRequest, obj: Team, form: Any, change: bool) -> None:
+        members = list(form.cleaned_data.get("team_members") or [])
+        with self.write_scope_for(request, obj):
+            if change:
+                fresh = Team.objects.get(pk=obj.pk)
+                services.team_update(team=fresh, name=obj.name, description=obj.description, members=members)
+            else:
+                created = services.team_create(name=obj.name, description=obj.description, members=members)
+                obj.pk = created.pk
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        pass  # members were saved by the service
+
+    def delete_model(self, request: HttpRequest, obj: Team) -> None:
+        with self.write_scope_for(request, obj):
+            services.team_delete(team=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(StudioModelAdmin):
+    read_scope = "member:admin"
+    write_scope = "member:admin"
+    list_display = ["email", "role", "status", "expires_at", "invited_by", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["email"]
+    fields = ["email", "role"]
+    actions = ["revoke"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # invitations are revoked and re-sent, never edited
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Invitation, form: Any, change: bool) -> None:
+        with self.write_scope_for(request, obj):
+            try:
+                created, _ = services.invitation_create(
+                    actor=getattr(request, "admin_membership", None), email=obj.email, role=obj.role
+                )
+                obj.pk = created.pk
+            except DomainError as exc:
+                _report(request, exc)
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return self.has_add_permission(request)
+
+    @admin.action(description="Revoke selected invitations", permissions=["revoke"])
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        for invitation in queryset:
+            with self.write_scope_for(request, invitation):
+                try:
+                    services.invitation_revoke(invitation=invitation)
+                except DomainError as exc:
+                    _report(request, exc)

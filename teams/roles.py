@@ -1,0 +1,66 @@
+"""Roles are data: one ordered table of role -> scopes.
+
+Code never asks "is this user an admin?"; it asks for a scope such as
+``gallery:write``. Changing what a role may do is an edit to ``ROLE_SCOPES``.
+Roles are ordered by rank; nobody can grant, or act on, a role above their own.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Role(models.TextChoices):
+    # Declared from lowest to highest rank.
+    VIEWER = "viewer", "Viewer"
+    ASSISTANT = "assistant", "Assistant"
+    PHOTOGRAPHER = "photographer", "Photographer"
+    ADMIN = "admin", "Admin"
+    OWNER = "owner", "Owner"
+
+
+# Every scope the platform knows. Permission classes may only ask for these.
+SCOPES: frozenset[str] = frozenset(
+    {
+        "studio:read",
+        "studio:admin",
+        "member:read",
+        "member:admin",
+        "gallery:read",
+        "gallery:write",
+        "gallery:admin",
+        "booking:read",
+        "booking:write",
+        "booking:admin",
+        "audit:read",
+    }
+)
+
+_VIEWER = {"studio:read", "member:read", "gallery:read", "booking:read"}
+_ASSISTANT = _VIEWER | {"gallery:write", "booking:write"}
+_PHOTOGRAPHER = _ASSISTANT | {"gallery:admin"}
+_ADMIN = _PHOTOGRAPHER | {"booking:admin", "member:admin", "audit:read"}
+_OWNER = _ADMIN | {"studio:admin"}
+
+ROLE_SCOPES: dict[str, frozenset[str]] = {
+    Role.VIEWER: frozenset(_VIEWER),
+    Role.ASSISTANT: frozenset(_ASSISTANT),
+    Role.PHOTOGRAPHER: frozenset(_PHOTOGRAPHER),
+    Role.ADMIN: frozenset(_ADMIN),
+    Role.OWNER: frozenset(_OWNER),
+}
+
+_RANK = {role: index for index, role in enumerate(Role.values)}
+
+
+def scopes_for(role: str) -> frozenset[str]:
+    return ROLE_SCOPES.get(role, frozenset())
+
+
+def rank(role: str) -> int:
+    return _RANK[role]
+
+
+def can_grant(granter_role: str, role: str) -> bool:
+    """A member may grant any role up to and including their own."""
+    return rank(role) <= rank(granter_role)

@@ -1,0 +1,240 @@
+"""Writes for memberships, teams and invitations. Each records its audit event
+inside the same transaction; emails go out only after commit."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.actions import Action
+from audit.services import audit_record, snapshot
+from studio.errors import Conflict, DomainError, Forbidden
+from studio.models import Studio, hash_token
+from studio.tenancy import current_studio, studio_scope, unscoped
+from teams.models import Invitation, InvitationStatus, Membership, Team, TeamMember
+from teams.roles import Role, can_grant, rank
+
+# --- memberships -------------------------------------------------------------------
+
+
+# ``actor`` is the acting member; None means a platform operator (superuser in
+# the admin), who is above every studio role but still keeps the last owner.
+
+
+def _check_can_manage(actor: Membership | None, target: Membership) -> None:
+    if actor is not None and actor.pk != target.pk and rank(target.role) > rank(actor.role):
+        raise Forbidden("You cannot change a member whose role is above yours.", code="ROLE_ABOVE_YOURS")
+
+
+def _check_not_last_owner(membership: Membership) -> None:
+    """Lock the owners so two owners demoting each other cannot both succeed."""
+    if membership.role != Role.OWNER:
+        return
+    owners = list(Membership.objects.select_for_update().filter(role=Role.OWNER).values_list("pk", flat=True))
+    if owners == [membership.pk]:
+        raise Conflict("A studio must keep at least one owner.", code="LAST_OWNER")
+
+
+@transaction.atomic
+def membership_add(*, user: Any, role: str) -> Membership:
+    studio = current_studio()
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(studio=studio, user=user, role=role)
+    except IntegrityError as exc:
+        raise Conflict(f"{user.email} is already a member of this studio.", code="ALREADY_MEMBER") from exc
+    audit_record(action=Action.MEMBER_ADDED, target=membership, after=snapshot(membership, ["user", "role"]))
+    return membership
+
+
+@transaction.atomic
+def membership_change_role(*, actor: Membership | None, membership: Membership, role: str) -> Membership:
+    if role not in Role.values:
+        raise DomainError(f"Unknown role '{role}'.", code="UNKNOWN_ROLE", fields={"role": ["Unknown role."]})
+    if role == membership.role:
+        return membership
+    _check_can_manage(actor, membership)
+    if actor is not None and not can_grant(actor.role, role):
+        raise Forbidden("You cannot grant a role above your own.", code="ROLE_ABOVE_YOURS")
+    if role != Role.OWNER:
+        _check_not_last_owner(membership)
+    before = snapshot(membership, ["role"])
+    membership.role = role
+    membership.save(update_fields=["role", "updated_at"])
+    audit_record(
+        action=Action.MEMBER_ROLE_CHANGED, target=membership, before=before, after=snapshot(membership, ["role"])
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, actor: Membership | None, membership: Membership) -> None:
+    _check_can_manage(actor, membership)
+    _check_not_last_owner(membership)
+    before = snapshot(membership, ["user", "role"])
+    audit_record(action=Action.MEMBER_REMOVED, target=membership, before=before)
+    membership.delete()
+
+
+# --- teams ------------------------------------------------------------------------------
+
+_TEAM_FIELDS = ["name", "description"]
+
+
+def _team_snapshot(team: Team) -> dict[str, Any]:
+    data = snapshot(team, _TEAM_FIELDS)
+    data["members"] = sorted(str(pk) for pk in team.team_members.values_list("membership_id", flat=True))
+    return data
+
+
+def _set_team_members(team: Team, members: list[Membership]) -> None:
+    wanted = {m.pk for m in members}
+    TeamMember.objects.filter(team=team).exclude(membership_id__in=wanted).delete()
+    existing = set(TeamMember.objects.filter(team=team).values_list("membership_id", flat=True))
+    TeamMember.objects.bulk_create(
+        [TeamMember(studio=team.studio, team=team, membership_id=pk) for pk in wanted - existing]
+    )
+
+
+def _save_team(team: Team) -> None:
+    try:
+        with transaction.atomic():
+            team.save()
+    except IntegrityError as exc:
+        raise Conflict(
+            f"A team named '{team.name}' already exists.", code="DUPLICATE_NAME", fields={"name": ["Already in use."]}
+        ) from exc
+
+
+@transaction.atomic
+def team_create(*, name: str, description: str = "", members: list[Membership] | None = None) -> Team:
+    team = Team(studio=current_studio(), name=name, description=description)
+    _save_team(team)
+    _set_team_members(team, members or [])
+    audit_record(action=Action.TEAM_CREATED, target=team, after=_team_snapshot(team))
+    return team
+
+
+@transaction.atomic
+def team_update(
+    *, team: Team, name: str | None = None, description: str | None = None, members: list[Membership] | None = None
+) -> Team:
+    before = _team_snapshot(team)
+    if name is not None:
+        team.name = name
+    if description is not None:
+        team.description = description
+    _save_team(team)
+    if members is not None:
+        _set_team_members(team, members)
+    after = _team_snapshot(team)
+    if after != before:
+        audit_record(action=Action.TEAM_UPDATED, target=team, before=before, after=after)
+    return team
+
+
+@transaction.atomic
+def team_delete(*, team: Team) -> None:
+    audit_record(action=Action.TEAM_DELETED, target=team, before=_team_snapshot(team))
+    team.delete()
+
+
+# --- invitations -----------------------------------------------------------------------
+
+
+def _send_invitation_email(invitation: Invitation, raw_token: str) -> None:
+    path = reverse("teams:invitation-accept", kwargs={"token": raw_token})
+    base = settings.SITE_URL.rstrip("/")
+    context = {"invitation": invitation, "studio": invitation.studio, "accept_url": f"{base}{path}"}
+    send_mail(
+        subject=f"You're invited to join {invitation.studio.name}",
+        message=render_to_string("teams/invitation_email.txt", context),
+        from_email=None,
+        recipient_list=[invitation.email],
+    )
+
+
+@transaction.atomic
+def invitation_create(*, actor: Membership | None, email: str, role: str) -> tuple[Invitation, str]:
+    """Invite ``email`` with ``role``. Returns the invitation and the raw token,
+    which exists only in the email (and this return value)."""
+    email = email.strip().lower()
+    if actor is not None and not can_grant(actor.role, role):
+        raise Forbidden("You cannot invite someone to a role above your own.", code="ROLE_ABOVE_YOURS")
+    if Membership.objects.filter(user__email__iexact=email).exists():
+        raise Conflict(f"{email} is already a member of this studio.", code="ALREADY_MEMBER")
+    # Re-inviting replaces the open invitation: the old link stops working.
+    for old in Invitation.objects.select_for_update().filter(email=email, accepted_at=None, revoked_at=None):
+        _revoke(old)
+    raw_token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        studio=current_studio(),
+        email=email,
+        role=role,
+        token_hash=hash_token(raw_token),
+        expires_at=timezone.now() + timedelta(hours=settings.INVITATION_TTL_HOURS),
+        invited_by=actor.user if actor is not None else None,
+    )
+    audit_record(
+        action=Action.MEMBER_INVITED, target=invitation, after=snapshot(invitation, ["email", "role", "expires_at"])
+    )
+    transaction.on_commit(lambda: _send_invitation_email(invitation, raw_token))
+    return invitation, raw_token
+
+
+def _revoke(invitation: Invitation) -> None:
+    invitation.revoked_at = timezone.now()
+    invitation.save(update_fields=["revoked_at", "updated_at"])
+    audit_record(action=Action.INVITATION_REVOKED, target=invitation, before={"status": InvitationStatus.PENDING})
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation) -> Invitation:
+    if invitation.status != InvitationStatus.PENDING:
+        raise Conflict(f"This invitation is already {invitation.status}.", code="INVITATION_NOT_PENDING")
+    _revoke(invitation)
+    return invitation
+
+
+class InvalidInvitation(DomainError):
+    code = "INVITATION_INVALID"
+    status_code = 400
+    default_message = "This invitation link is invalid, expired, revoked or already used."
+
+
+def invitation_for_token(raw_token: str) -> Invitation:
+    """The pending invitation a raw token names, whichever studio it is for."""
+    with unscoped():  # the token is what tells us the studio
+        invitation = Invitation.objects.select_related("studio").filter(token_hash=hash_token(raw_token)).first()
+    if invitation is None or invitation.status != InvitationStatus.PENDING or not invitation.studio.is_active:
+        raise InvalidInvitation()
+    return invitation
+
+
+def invitation_accept(*, user: Any, raw_token: str) -> Membership:
+    invitation = invitation_for_token(raw_token)
+    studio: Studio = invitation.studio
+    with studio_scope(studio), transaction.atomic():
+        # Lock the row: a token is good for exactly one acceptance.
+        invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+        if invitation.status != InvitationStatus.PENDING:
+            raise InvalidInvitation()
+        if invitation.email.lower() != user.email.lower():
+            raise Forbidden(
+                "This invitation was sent to another email address. Sign in with that address to accept it.",
+                code="INVITATION_EMAIL_MISMATCH",
+            )
+        membership = membership_add(user=user, role=invitation.role)
+        invitation.accepted_at = timezone.now()
+        invitation.accepted_by = user
+        invitation.save(update_fields=["accepted_at", "accepted_by", "updated_at"])
+        audit_record(action=Action.INVITATION_ACCEPTED, target=invitation, after={"membership": str(membership.pk)})
+    return membership

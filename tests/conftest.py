@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from studio.models import Studio
+from teams.models import Membership
+from teams.roles import Role
+from tests import factories
+
+ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith(("postgres", "postgresql", "pgsql"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "postgres" in item.keywords and not ON_POSTGRES:
+            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL"))
+        if "redis" in item.keywords and not os.environ.get("REDIS_URL"):
+            item.add_marker(pytest.mark.skip(reason="needs Redis: set REDIS_URL"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated(settings, tmp_path) -> None:
+    # Throttle counters must not leak between tests; Redis keys are per worker
+    # and per test run, so only the in-memory cache needs clearing.
+    if "locmem" in settings.CACHES["default"]["BACKEND"].lower():
+        cache.clear()
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+
+@pytest.fixture
+def studio(db) -> Studio:
+    return factories.studio()
+
+
+@pytest.fixture
+def other_studio(db) -> Studio:
+    return factories.studio()
+
+
+@pytest.fixture
+def owner(studio) -> Membership:
+    return factories.owner_membership(studio)
+
+
+@pytest.fixture
+def make_member(studio) -> Callable[..., Membership]:
+    def make(role: str = Role.VIEWER, studio_: Studio | None = None) -> Membership:
+        return factories.member(studio_ or studio, role)
+
+    return make
+
+
+@pytest.fixture
+def client_for() -> Callable[[Membership], APIClient]:
+    """An API client signed in (by token) as the given member's user."""
+
+    def make(membership_or_user) -> APIClient:
+        from studio import context, services
+
+        user = getattr(membership_or_user, "user", membership_or_user)
+        with context.acting_as(factories.TEST_ACTOR):
+            _, raw = services.api_token_create(user=user, name="tests")
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
