@@ -30,6 +30,8 @@ def _isolated(settings, tmp_path) -> None:
     if "locmem" in settings.CACHES["default"]["BACKEND"].lower():
         cache.clear()
     settings.CELERY_TASK_ALWAYS_EAGER = True
+    # Real hashers cost ~100 ms per user; tests create hundreds of users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 

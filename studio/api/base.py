@@ -7,10 +7,11 @@ Every endpoint under ``/api/v1/studios/{studio_slug}/`` derives from
    the caller's membership. No membership (or no such studio) answers 404, so
    studios cannot be probed;
 2. enters the studio scope for the rest of the request (``studio.tenancy``);
-3. checks the scope the view declares for the method (``scope_map``) against
+3. answers 404 for an object id that is not in this studio, for every role;
+4. checks the scope the view declares for the method (``scope_map``) against
    the member's role (``teams.roles``): 403 when the role lacks it;
-4. builds every queryset from the studio, and looks objects up as
-   ``(studio, id)``; another studio's id answers 404.
+5. builds every queryset from the studio, and looks objects up as
+   ``(studio, id)``.
 
 Subclasses may not override ``get_queryset``, ``get_object``,
 ``get_permissions``, ``check_permissions``, ``initial`` or ``dispatch``
@@ -95,6 +96,11 @@ class StudioScopedMixin:
         self.membership = resolve_membership(request.user, self.kwargs["studio_slug"])  # type: ignore[attr-defined]
         self.studio = self.membership.studio
         self._scope_stack.enter_context(studio_scope(self.studio))
+        # An id from another studio is "not found" whatever the caller's role:
+        # answering 403 first would tell a low-privileged member it exists.
+        object_id = self.kwargs.get("pk")  # type: ignore[attr-defined]
+        if object_id is not None and not self.get_queryset().filter(pk=object_id).exists():
+            raise exceptions.NotFound()
         super().check_permissions(request)  # type: ignore[misc]
 
     # -- data ------------------------------------------------------------------------
