@@ -26,9 +26,20 @@ def chain_for(studio: Any) -> str:
     return str(studio.pk) if studio is not None else PLATFORM_CHAIN
 
 
+def _parse_float(text: str) -> float | int:
+    # jsonb stores numbers as numeric: 1e20 comes back as an integer and
+    # -0.0 as 0. Whole floats become ints here so the hash sees what the
+    # database will return.
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
 def _jsonable(data: Any) -> Any:
-    # Store exactly what will be read back, so the hash verifies later.
-    return None if data is None else json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+    """Exactly what will be read back from the database, so the hash verifies
+    later. NaN and infinities are refused (PostgreSQL rejects them too)."""
+    if data is None:
+        return None
+    return json.loads(json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False), parse_float=_parse_float)
 
 
 def snapshot(instance: models.Model, fields: list[str]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def studio_create(
 
     slug = slug or slugify(name)[:50]
     studio = Studio(name=name, slug=slug, timezone=timezone_name, contact_email=contact_email)
-    studio.full_clean()
+    studio.full_clean(validate_unique=False)  # the unique index decides, race-free
     try:
         with transaction.atomic():
             studio.save()

@@ -37,7 +37,8 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Studio
     def export(self, request: Request, *args: Any, **kwargs: Any) -> StreamingHttpResponse:
         """The filtered log as CSV, oldest first. Exporting is itself audited."""
         queryset = self.filter_queryset(self.get_queryset())
-        audit_record(action=Action.AUDIT_EXPORTED, after={"filters": request.query_params.dict()})
+        filters = {key: values if len(values) > 1 else values[0] for key, values in request.query_params.lists()}
+        audit_record(action=Action.AUDIT_EXPORTED, after={"filters": filters})
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
         response = StreamingHttpResponse(
             audit_events_csv(studio=self.studio, queryset=queryset), content_type="text/csv"

@@ -37,6 +37,8 @@ class HasStudioScope(BasePermission):
     message = "Your role in this studio does not allow this."
 
     def has_permission(self, request: Any, view: Any) -> bool:
+        if not hasattr(view, request.method.lower()):
+            return True  # DRF answers 405 Method Not Allowed next
         scope = required_scope(view, request)
         membership = getattr(view, "membership", None)
         if scope is None or membership is None:

@@ -5,6 +5,7 @@ Exit status 0 when every chain verifies, 1 otherwise (for cron and CI).
 
 from __future__ import annotations
 
+from contextlib import closing
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -26,9 +27,12 @@ class Command(BaseCommand):
             chains = self._chains(options.get("studio"))
             broken = []
             for chain in chains:
-                events = AuditEvent.objects.filter(chain=chain).order_by("seq").iterator(chunk_size=2000)
                 head = AuditChainHead.objects.filter(chain=chain).first()
-                link = verify_chain(chain, events, head=head)
+                events = AuditEvent.objects.filter(chain=chain).order_by("seq").iterator(chunk_size=2000)
+                # closing(): a broken chain stops the walk early; release the
+                # server-side cursor now rather than at garbage collection.
+                with closing(events):
+                    link = verify_chain(chain, events, head=head)
                 if link is None:
                     self.stdout.write(f"ok      {chain}")
                 else:
