@@ -54,6 +54,11 @@ class StudioModelAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return has_scope(request, self.write_scope)
 
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = [f for f in super().get_fields(request, obj) if f != "studio"]
+        # Superusers work across studios, so they say which one a new row is for.
+        return ["studio", *fields] if request.user.is_superuser and obj is None else fields
+
     def get_exclude(self, request: HttpRequest, obj: Any = None) -> Any:
         exclude = list(super().get_exclude(request, obj) or [])
         if not request.user.is_superuser:

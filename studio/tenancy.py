@@ -47,7 +47,7 @@ _scope: ContextVar[Studio | _Unscoped | None] = ContextVar("studio_scope", defau
 
 @contextmanager
 def studio_scope(studio: Studio) -> Iterator[Studio]:
-    if studio is None or getattr(studio, "pk", None) is None:
+    if studio is None or studio._state.adding:
         raise ValueError("studio_scope() needs a saved Studio")
     token = _scope.set(studio)
     try:

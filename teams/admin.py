@@ -8,6 +8,7 @@ from django.http import HttpRequest
 
 from studio.admin import StudioModelAdmin
 from studio.errors import DomainError
+from studio.tenancy import current_studio_or_none, unscoped
 from teams import services
 from teams.models import Invitation, Membership, Team
 
@@ -55,16 +56,38 @@ class MembershipAdmin(StudioModelAdmin):
 class TeamForm(forms.ModelForm):
     class Meta:
         model = Team
-        fields = ["name", "description"]
+        fields = ["studio", "name", "description"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Built per request, inside the admin's studio scope.
-        self.fields["team_members"] = forms.ModelMultipleChoiceField(
-            queryset=Membership.objects.select_related("user"), required=False, label="Members"
-        )
-        if self.instance.pk:
+        # Built per request, inside the admin's studio scope (staff) or
+        # unscoped (superusers), so narrow to the team's own studio when known.
+        members = Membership.objects.select_related("user", "studio")
+        if not self.instance._state.adding:
+            members = members.filter(studio_id=self.instance.studio_id)
+        self.fields["team_members"] = forms.ModelMultipleChoiceField(queryset=members, required=False, label="Members")
+        if not self.instance._state.adding:
             self.fields["team_members"].initial = list(self.instance.members.all())
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        # The studio: chosen (superusers), the team's own, or the admin studio.
+        studio = (
+            data.get("studio")
+            or (self.instance.studio if self.instance.studio_id else None)
+            or current_studio_or_none()
+        )
+        if studio is None:
+            return data
+        name = data.get("name")
+        with unscoped():  # the studio is explicit in the filter
+            taken = name and Team.objects.filter(studio=studio, name=name).exclude(pk=self.instance.pk).exists()
+        if taken:
+            self.add_error("name", f"A team named '{name}' already exists.")
+        foreign = [m for m in data.get("team_members") or [] if m.studio_id != studio.pk]
+        if foreign:
+            self.add_error("team_members", f"Not members of {studio}: {', '.join(str(m) for m in foreign)}.")
+        return data
 
 
 @admin.register(Team)
@@ -104,7 +127,7 @@ class InvitationAdmin(StudioModelAdmin):
     list_display = ["email", "role", "status", "expires_at", "invited_by", "created_at"]
     list_filter = ["role"]
     search_fields = ["email"]
-    fields = ["email", "role"]
+    fields = ["studio", "email", "role"]
     actions = ["revoke"]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:

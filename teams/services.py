@@ -96,6 +96,13 @@ def _team_snapshot(team: Team) -> dict[str, Any]:
 
 
 def _set_team_members(team: Team, members: list[Membership]) -> None:
+    foreign = [m for m in members if m.studio_id != team.studio_id]
+    if foreign:
+        raise DomainError(
+            "Team members must be members of the team's studio.",
+            code="MEMBER_OF_ANOTHER_STUDIO",
+            fields={"members": [f"Unknown member: {m.pk}." for m in foreign]},
+        )
     wanted = {m.pk for m in members}
     TeamMember.objects.filter(team=team).exclude(membership_id__in=wanted).delete()
     existing = set(TeamMember.objects.filter(team=team).values_list("membership_id", flat=True))

@@ -25,8 +25,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(autouse=True)
 def _isolated(settings, tmp_path) -> None:
-    # Throttle counters must not leak between tests; Redis keys are per worker
-    # and per test run, so only the in-memory cache needs clearing.
+    # Throttle counters must not leak between tests. The in-memory cache is
+    # cleared; on Redis, keys are prefixed per xdist worker but outlive a run
+    # (clearing would flush other workers' keys), so throttle tests use fresh
+    # client addresses and users instead.
     if "locmem" in settings.CACHES["default"]["BACKEND"].lower():
         cache.clear()
     settings.CELERY_TASK_ALWAYS_EAGER = True

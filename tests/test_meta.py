@@ -24,7 +24,6 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from studio.api.base import StudioScopedMixin
-from studio.ids import uuid7
 from studio.models import Studio
 from studio.tenancy import StudioOwnedModel, StudioScopedManager, studio_scope, unscoped
 from teams.models import Membership
@@ -340,11 +339,13 @@ def test_a_studio_route_scope_map_covers_its_methods() -> None:
             assert method in view.scope_map or by_action, f"{route}: no scope for {method}"
 
 
-def test_scope_walk_uses_studio_scope_helper() -> None:
-    # The factories must leave no scope behind, or the 404 walk would be meaningless.
+def test_factories_leave_no_scope_behind(studio) -> None:
+    # A scope left active by a factory would make the 404 walk meaningless.
     from studio.tenancy import current_studio_or_none
 
-    assert current_studio_or_none() is None
-    with studio_scope(Studio(pk=uuid7(), slug="x", name="x")):
-        assert current_studio_or_none() is not None
+    for make in factories.FACTORIES.values():
+        make(studio)
+        assert current_studio_or_none() is None
+    with studio_scope(studio):
+        assert current_studio_or_none() == studio
     assert current_studio_or_none() is None
