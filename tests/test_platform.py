@@ -41,6 +41,7 @@ from studio.tenancy import (
 from teams.models import Invitation, Membership, Team, TeamMember
 from teams.roles import Role
 from tests import factories
+from tests.helpers import assert_api_error
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -300,58 +301,46 @@ def test_schema_and_docs_are_served(client):
 # --- one error format ---------------------------------------------------------------------
 
 
-def _assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error", "request_id"}
-    assert set(body["error"]) == {"code", "message", "fields", "details"}
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    assert body["request_id"] == response["X-Request-ID"]
-    return body
-
-
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "path",
     ["/api/nope", "/api/v1/nope/", "/api/v1/studios/some-studio/members/not-a-uuid/"],
 )
 def test_unknown_api_path_answers_json_404(api, path):
-    _assert_error(api.get(path, REMOTE_ADDR="10.1.1.1"), 404, "NOT_FOUND")
+    assert_api_error(api.get(path, REMOTE_ADDR="10.1.1.1"), 404, "NOT_FOUND")
 
 
 def test_unknown_studio_answers_json_404(client_for, owner):
-    _assert_error(client_for(owner).get("/api/v1/studios/no-such-studio/"), 404, "NOT_FOUND")
+    assert_api_error(client_for(owner).get("/api/v1/studios/no-such-studio/"), 404, "NOT_FOUND")
 
 
 def test_malformed_json_answers_400(client_for, owner):
     response = client_for(owner).post("/api/v1/studios/", data='{"name": ', content_type="application/json")
-    _assert_error(response, 400, "MALFORMED_REQUEST")
+    assert_api_error(response, 400, "MALFORMED_REQUEST")
 
 
 def test_wrong_content_type_answers_415(client_for, owner):
     response = client_for(owner).post(
         "/api/v1/studios/", data="name=x", content_type="application/x-www-form-urlencoded"
     )
-    _assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+    assert_api_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
 
 
 def test_wrong_method_answers_405(client_for, owner):
-    _assert_error(client_for(owner).put("/api/v1/me/", {}), 405, "METHOD_NOT_ALLOWED")
+    assert_api_error(client_for(owner).put("/api/v1/me/", {}), 405, "METHOD_NOT_ALLOWED")
 
 
 @pytest.mark.django_db
 def test_unauthenticated_answers_401_with_www_authenticate(api):
     response = api.get("/api/v1/me/", REMOTE_ADDR="10.1.2.1")
-    _assert_error(response, 401, "NOT_AUTHENTICATED")
+    assert_api_error(response, 401, "NOT_AUTHENTICATED")
     assert response["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_bad_token_answers_401(api, db):
     api.credentials(HTTP_AUTHORIZATION="Bearer stp_nonsense")
     response = api.get("/api/v1/me/", REMOTE_ADDR="10.1.2.2")
-    _assert_error(response, 401, "AUTHENTICATION_FAILED")
+    assert_api_error(response, 401, "AUTHENTICATION_FAILED")
     assert response["WWW-Authenticate"].startswith("Bearer")
 
 
@@ -359,8 +348,8 @@ def test_validation_error_lists_messages_per_field(client_for, owner):
     response = client_for(owner).post(
         "/api/v1/studios/", {"name": "", "timezone": "Mars/Olympus", "contact_email": "nope"}, format="json"
     )
-    body = _assert_error(response, 400, "VALIDATION_ERROR")
-    fields = body["error"]["fields"]
+    body = assert_api_error(response, 400, "VALIDATION_ERROR")
+    fields = body["fields"]
     assert set(fields) == {"name", "timezone", "contact_email"}
     assert all(isinstance(messages, list) and messages for messages in fields.values())
     assert any("Mars/Olympus" in message for message in fields["timezone"])
@@ -380,7 +369,7 @@ def test_domain_error_answers_in_the_same_shape(client_for, owner, studio):
     response = client_for(owner).patch(
         f"/api/v1/studios/{studio.slug}/members/{owner.pk}/", {"role": "admin"}, format="json"
     )
-    _assert_error(response, 409, "LAST_OWNER")
+    assert_api_error(response, 409, "LAST_OWNER")
     with studio_scope(studio):
         assert Membership.objects.get(pk=owner.pk).role == Role.OWNER
 
@@ -391,10 +380,10 @@ def test_throttled_answers_429_with_retry_after(client_for, owner):
         assert client.get("/api/v1/me/").status_code == 200
         assert client.get("/api/v1/me/").status_code == 200
         response = client.get("/api/v1/me/")
-    body = _assert_error(response, 429, "THROTTLED")
+    body = assert_api_error(response, 429, "THROTTLED")
     retry_after = int(response["Retry-After"])
     assert 0 < retry_after <= 60
-    assert body["error"]["details"] == {"retry_after_seconds": retry_after}
+    assert body["details"] == {"retry_after_seconds": retry_after}
 
 
 def _fresh_ip(prefix: str) -> str:
@@ -429,7 +418,7 @@ def test_unexpected_exception_answers_json_500(client_for, owner):
     client.raise_request_exception = False
     with mock.patch.object(MeView, "get", side_effect=RuntimeError("boom")):
         response = client.get("/api/v1/me/")
-    body = _assert_error(response, 500, "SERVER_ERROR")
+    body = assert_api_error(response, 500, "SERVER_ERROR")
     assert "boom" not in json.dumps(body)  # internals stay in the logs
     assert current_studio_or_none() is None
 
@@ -441,7 +430,7 @@ def test_unexpected_exception_in_a_studio_view_leaves_no_scope(client_for, owner
     client.raise_request_exception = False
     with mock.patch.object(TeamViewSet, "list", side_effect=RuntimeError("boom")):
         response = client.get(f"/api/v1/studios/{studio.slug}/teams/")
-    _assert_error(response, 500, "SERVER_ERROR")
+    assert_api_error(response, 500, "SERVER_ERROR")
     assert current_studio_or_none() is None
     assert not is_unscoped()
 
@@ -615,7 +604,7 @@ def test_api_lists_only_the_studio_in_the_url(client_for, two_studios):
         expected = {str(pk) for pk in Membership.objects.values_list("pk", flat=True)}
     assert {row["id"] for row in response.json()["results"]} == expected
     # A studio the caller is not a member of is indistinguishable from none.
-    _assert_error(client_for(owner_a).get(f"/api/v1/studios/{b.slug}/members/"), 404, "NOT_FOUND")
+    assert_api_error(client_for(owner_a).get(f"/api/v1/studios/{b.slug}/members/"), 404, "NOT_FOUND")
 
 
 def test_studio_cache_key_carries_the_studio(studio, other_studio):

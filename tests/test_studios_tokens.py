@@ -16,6 +16,7 @@ from studio.tenancy import studio_scope, unscoped
 from teams.models import Membership
 from teams.roles import SCOPES, Role, scopes_for
 from tests import factories
+from tests.helpers import assert_api_error
 
 pytestmark = pytest.mark.django_db
 
@@ -30,17 +31,6 @@ def token_url(pk: object) -> str:
 
 def studio_url(studio: Studio) -> str:
     return f"{STUDIOS}{studio.slug}/"
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error", "request_id"}
-    assert set(body["error"]) == {"code", "message", "fields", "details"}
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    assert body["request_id"] == response["X-Request-ID"]
-    return body["error"]
 
 
 def bearer(raw: str) -> APIClient:
@@ -70,7 +60,7 @@ def make_token(user, name: str = "ci", expires_at=None) -> tuple[ApiToken, str]:
 class TestMe:
     def test_anonymous_is_401_with_challenge(self, api):
         response = api.get(ME)
-        assert_error(response, 401, "NOT_AUTHENTICATED")
+        assert_api_error(response, 401, "NOT_AUTHENTICATED")
         assert response["WWW-Authenticate"].startswith("Bearer")
 
     def test_returns_me_and_my_memberships(self, studio, other_studio, make_member, client_for):
@@ -111,7 +101,7 @@ class TestMe:
     def test_me_is_read_only(self, client_for):
         user = factories.user("ro@example.com")
         response = client_for(user).patch(ME, {"email": "evil@example.com"})
-        assert_error(response, 405, "METHOD_NOT_ALLOWED")
+        assert_api_error(response, 405, "METHOD_NOT_ALLOWED")
         user.refresh_from_db()
         assert user.email == "ro@example.com"
 
@@ -156,8 +146,8 @@ class TestStudioList:
         assert [r["slug"] for r in rows] == [studio.slug]
 
     def test_anonymous_is_401(self, api):
-        assert_error(api.get(STUDIOS), 401, "NOT_AUTHENTICATED")
-        assert_error(api.post(STUDIOS, {"name": "Sneaky"}), 401, "NOT_AUTHENTICATED")
+        assert_api_error(api.get(STUDIOS), 401, "NOT_AUTHENTICATED")
+        assert_api_error(api.post(STUDIOS, {"name": "Sneaky"}), 401, "NOT_AUTHENTICATED")
         assert not Studio.objects.filter(name="Sneaky").exists()
 
 
@@ -213,7 +203,7 @@ class TestStudioCreate:
 
     def test_duplicate_slug_is_409(self, studio, client_for):
         response = client_for(factories.user()).post(STUDIOS, {"name": "Copycat", "slug": studio.slug})
-        error = assert_error(response, 409, "SLUG_TAKEN")
+        error = assert_api_error(response, 409, "SLUG_TAKEN")
         assert error["fields"] == {"slug": ["Already in use."]}
         assert Studio.objects.filter(slug=studio.slug).count() == 1
         assert not Studio.objects.filter(name="Copycat").exists()
@@ -221,7 +211,7 @@ class TestStudioCreate:
     def test_duplicate_derived_slug_is_409(self, client_for):
         factories.studio("Golden Frame", slug="golden-frame")
         response = client_for(factories.user()).post(STUDIOS, {"name": "Golden Frame"})
-        assert_error(response, 409, "SLUG_TAKEN")
+        assert_api_error(response, 409, "SLUG_TAKEN")
         assert Studio.objects.filter(name="Golden Frame").count() == 1
 
     @pytest.mark.parametrize(
@@ -236,7 +226,7 @@ class TestStudioCreate:
     )
     def test_validation(self, client_for, body, field):
         user = factories.user()
-        error = assert_error(client_for(user).post(STUDIOS, body), 400, "VALIDATION_ERROR")
+        error = assert_api_error(client_for(user).post(STUDIOS, body), 400, "VALIDATION_ERROR")
         assert field in error["fields"]
         with unscoped():
             assert not Membership.objects.filter(user=user).exists()
@@ -255,16 +245,16 @@ class TestStudioDetail:
 
     def test_non_member_gets_404_like_missing(self, studio, other_studio, client_for):
         client = client_for(factories.owner_membership(other_studio))
-        a = assert_error(client.get(studio_url(studio)), 404, "NOT_FOUND")
-        b = assert_error(client.get(f"{STUDIOS}does-not-exist/"), 404, "NOT_FOUND")
+        a = assert_api_error(client.get(studio_url(studio)), 404, "NOT_FOUND")
+        b = assert_api_error(client.get(f"{STUDIOS}does-not-exist/"), 404, "NOT_FOUND")
         assert a["message"] == b["message"]
-        assert_error(client.patch(studio_url(studio), {"name": "Hijacked"}), 404, "NOT_FOUND")
+        assert_api_error(client.patch(studio_url(studio), {"name": "Hijacked"}), 404, "NOT_FOUND")
         studio.refresh_from_db()
         assert studio.name != "Hijacked"
 
     def test_inactive_studio_is_404_even_for_its_owner(self, studio, owner, client_for):
         Studio.objects.filter(pk=studio.pk).update(is_active=False)
-        assert_error(client_for(owner).get(studio_url(studio)), 404, "NOT_FOUND")
+        assert_api_error(client_for(owner).get(studio_url(studio)), 404, "NOT_FOUND")
 
     def test_owner_updates_and_it_is_audited(self, studio, owner, client_for):
         before = {"name": studio.name, "timezone": studio.timezone, "contact_email": studio.contact_email}
@@ -298,7 +288,7 @@ class TestStudioDetail:
     @pytest.mark.parametrize("role", [Role.VIEWER, Role.PHOTOGRAPHER, Role.ADMIN])
     def test_only_owner_may_update(self, studio, make_member, client_for, role):
         name = studio.name
-        assert_error(
+        assert_api_error(
             client_for(make_member(role)).patch(studio_url(studio), {"name": "Nope"}), 403, "PERMISSION_DENIED"
         )
         studio.refresh_from_db()
@@ -306,7 +296,7 @@ class TestStudioDetail:
         assert studio_events(studio, Action.STUDIO_UPDATED) == []
 
     def test_bad_timezone_is_400(self, studio, owner, client_for):
-        error = assert_error(
+        error = assert_api_error(
             client_for(owner).patch(studio_url(studio), {"timezone": "Nowhere/Land"}), 400, "VALIDATION_ERROR"
         )
         assert "timezone" in error["fields"]
@@ -415,7 +405,7 @@ class TestTokenLifecycle:
         (event,) = platform_events(Action.API_TOKEN_REVOKED, token.pk)
         assert event.actor_user_id == user.pk
         # The revoked token no longer opens anything.
-        assert_error(bearer(raw).get(ME), 401, "AUTHENTICATION_FAILED")
+        assert_api_error(bearer(raw).get(ME), 401, "AUTHENTICATION_FAILED")
         # Revoking again changes nothing and writes no second event.
         revoked_at = token.revoked_at
         assert client.delete(token_url(token.pk)).status_code == 204
@@ -427,14 +417,14 @@ class TestTokenLifecycle:
         token, raw = make_token(factories.user())
         client = bearer(raw)
         assert client.delete(token_url(token.pk)).status_code == 204
-        assert_error(client.get(ME), 401, "AUTHENTICATION_FAILED")
+        assert_api_error(client.get(ME), 401, "AUTHENTICATION_FAILED")
 
     def test_cannot_touch_someone_elses_token(self, client_for):
         victim = factories.user()
         token, raw = make_token(victim)
         client = client_for(factories.user())
-        assert_error(client.get(token_url(token.pk)), 404, "NOT_FOUND")
-        assert_error(client.delete(token_url(token.pk)), 404, "NOT_FOUND")
+        assert_api_error(client.get(token_url(token.pk)), 404, "NOT_FOUND")
+        assert_api_error(client.delete(token_url(token.pk)), 404, "NOT_FOUND")
         token.refresh_from_db()
         assert token.revoked_at is None
         assert bearer(raw).get(ME).status_code == 200
@@ -442,12 +432,14 @@ class TestTokenLifecycle:
     def test_expires_at_must_be_in_the_future(self, client_for):
         user = factories.user()
         past = (timezone.now() - timedelta(minutes=1)).isoformat()
-        error = assert_error(client_for(user).post(TOKENS, {"name": "x", "expires_at": past}), 400, "VALIDATION_ERROR")
+        error = assert_api_error(
+            client_for(user).post(TOKENS, {"name": "x", "expires_at": past}), 400, "VALIDATION_ERROR"
+        )
         assert "expires_at" in error["fields"]
         assert not ApiToken.objects.filter(user=user, name="x").exists()
 
     def test_name_is_required(self, client_for):
-        error = assert_error(client_for(factories.user()).post(TOKENS, {}), 400, "VALIDATION_ERROR")
+        error = assert_api_error(client_for(factories.user()).post(TOKENS, {}), 400, "VALIDATION_ERROR")
         assert "name" in error["fields"]
 
     def test_client_cannot_choose_the_token_or_prefix(self, client_for):
@@ -458,8 +450,8 @@ class TestTokenLifecycle:
         assert bearer("stp_mine").get(ME).status_code == 401
 
     def test_anonymous_cannot_list_or_create(self, api):
-        assert_error(api.get(TOKENS), 401, "NOT_AUTHENTICATED")
-        assert_error(api.post(TOKENS, {"name": "x"}), 401, "NOT_AUTHENTICATED")
+        assert_api_error(api.get(TOKENS), 401, "NOT_AUTHENTICATED")
+        assert_api_error(api.post(TOKENS, {"name": "x"}), 401, "NOT_AUTHENTICATED")
         assert not ApiToken.objects.filter(name="x").exists()
 
 
@@ -469,36 +461,36 @@ class TestTokenAuthentication:
         assert bearer(raw).get(ME).status_code == 200
         ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
         response = bearer(raw).get(ME)
-        assert_error(response, 401, "AUTHENTICATION_FAILED")
+        assert_api_error(response, 401, "AUTHENTICATION_FAILED")
         assert response["WWW-Authenticate"].startswith("Bearer")
 
     def test_unknown_token_is_401(self):
-        assert_error(bearer("stp_" + "x" * 43).get(ME), 401, "AUTHENTICATION_FAILED")
+        assert_api_error(bearer("stp_" + "x" * 43).get(ME), 401, "AUTHENTICATION_FAILED")
 
     def test_hash_is_not_a_token(self):
         token, _ = make_token(factories.user())
-        assert_error(bearer(token.token_hash).get(ME), 401, "AUTHENTICATION_FAILED")
+        assert_api_error(bearer(token.token_hash).get(ME), 401, "AUTHENTICATION_FAILED")
 
     def test_malformed_header_is_401(self):
         _, raw = make_token(factories.user())
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw} extra")
-        assert_error(client.get(ME), 401, "AUTHENTICATION_FAILED")
+        assert_api_error(client.get(ME), 401, "AUTHENTICATION_FAILED")
         client.credentials(HTTP_AUTHORIZATION="Bearer")
-        assert_error(client.get(ME), 401, "AUTHENTICATION_FAILED")
+        assert_api_error(client.get(ME), 401, "AUTHENTICATION_FAILED")
 
     def test_inactive_user_is_401(self):
         user = factories.user()
         _, raw = make_token(user)
         user.is_active = False
         user.save()
-        assert_error(bearer(raw).get(ME), 401, "AUTHENTICATION_FAILED")
+        assert_api_error(bearer(raw).get(ME), 401, "AUTHENTICATION_FAILED")
 
     def test_bad_token_does_not_fall_back_to_the_session(self, owner):
         client = APIClient()
         client.force_login(owner.user)
         client.credentials(HTTP_AUTHORIZATION="Bearer stp_wrong")
-        assert_error(client.get(ME), 401, "AUTHENTICATION_FAILED")
+        assert_api_error(client.get(ME), 401, "AUTHENTICATION_FAILED")
 
     def test_revoked_token_cannot_reach_studio_endpoints(self, studio, owner):
         token, raw = make_token(owner.user)
@@ -506,8 +498,8 @@ class TestTokenAuthentication:
         assert client.get(f"{studio_url(studio)}members/").status_code == 200
         with context.acting_as(factories.TEST_ACTOR):
             services.api_token_revoke(token=token)
-        assert_error(client.get(f"{studio_url(studio)}members/"), 401, "AUTHENTICATION_FAILED")
-        assert_error(client.patch(studio_url(studio), {"name": "x"}), 401, "AUTHENTICATION_FAILED")
+        assert_api_error(client.get(f"{studio_url(studio)}members/"), 401, "AUTHENTICATION_FAILED")
+        assert_api_error(client.patch(studio_url(studio), {"name": "x"}), 401, "AUTHENTICATION_FAILED")
 
     def test_audit_events_name_the_token(self, studio, owner):
         _, raw = make_token(owner.user, name="ci-bot")

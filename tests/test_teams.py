@@ -22,6 +22,7 @@ from teams import services as team_services
 from teams.models import Invitation, InvitationStatus, Membership, Team, TeamMember
 from teams.roles import ROLE_SCOPES, SCOPES, Role, can_grant, rank, scopes_for
 from tests import factories
+from tests.helpers import assert_api_error
 
 pytestmark = pytest.mark.django_db
 
@@ -47,18 +48,6 @@ def invitations_url(studio: Studio, pk: object | None = None) -> str:
 
 
 ACCEPT_URL = "/api/v1/invitations/accept/"
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    """The response is an error of the one documented shape."""
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error", "request_id"}
-    assert set(body["error"]) == {"code", "message", "fields", "details"}
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    assert body["request_id"] == response["X-Request-ID"]
-    return body["error"]
 
 
 def events(studio: Studio, action: Action) -> list[AuditEvent]:
@@ -171,19 +160,19 @@ class TestMemberList:
     def test_non_member_gets_404_like_a_missing_studio(self, studio, other_studio, client_for):
         outsider = factories.owner_membership(other_studio)
         client = client_for(outsider)
-        assert_error(client.get(members_url(studio)), 404, "NOT_FOUND")
+        assert_api_error(client.get(members_url(studio)), 404, "NOT_FOUND")
         missing = Studio(slug="no-such-studio")
-        assert_error(client.get(members_url(missing)), 404, "NOT_FOUND")
+        assert_api_error(client.get(members_url(missing)), 404, "NOT_FOUND")
 
     def test_anonymous_gets_401(self, studio, api):
-        assert_error(api.get(members_url(studio)), 401, "NOT_AUTHENTICATED")
+        assert_api_error(api.get(members_url(studio)), 401, "NOT_AUTHENTICATED")
 
     def test_other_studios_membership_id_is_404(self, studio, other_studio, owner, client_for):
         foreign = factories.member(other_studio, Role.VIEWER)
         client = client_for(owner)
-        assert_error(client.get(members_url(studio, foreign.pk)), 404, "NOT_FOUND")
-        assert_error(client.patch(members_url(studio, foreign.pk), {"role": "admin"}), 404, "NOT_FOUND")
-        assert_error(client.delete(members_url(studio, foreign.pk)), 404, "NOT_FOUND")
+        assert_api_error(client.get(members_url(studio, foreign.pk)), 404, "NOT_FOUND")
+        assert_api_error(client.patch(members_url(studio, foreign.pk), {"role": "admin"}), 404, "NOT_FOUND")
+        assert_api_error(client.delete(members_url(studio, foreign.pk)), 404, "NOT_FOUND")
         assert membership(other_studio, foreign.pk).role == Role.VIEWER
 
     def test_filter_by_role(self, studio, owner, make_member, client_for):
@@ -197,7 +186,7 @@ class TestMemberList:
         assert {r["id"] for r in rows} == {str(v.pk), str(owner.pk)}
 
     def test_filter_by_unknown_role_is_a_validation_error(self, studio, owner, client_for):
-        error = assert_error(client_for(owner).get(members_url(studio), {"role": "king"}), 400, "VALIDATION_ERROR")
+        error = assert_api_error(client_for(owner).get(members_url(studio), {"role": "king"}), 400, "VALIDATION_ERROR")
         assert "role" in error["fields"]
 
     def test_filter_by_email_is_case_insensitive_substring(self, studio, owner, make_member, client_for):
@@ -241,13 +230,15 @@ class TestRoleChange:
             assert response.json()["role"] == new_role
             assert membership(studio, target.pk).role == new_role
         else:
-            assert_error(response, status, code)
+            assert_api_error(response, status, code)
             assert membership(studio, target.pk).role == target_role
             assert events(studio, Action.MEMBER_ROLE_CHANGED) == []
 
     def test_admin_cannot_promote_themselves_to_owner(self, studio, owner, make_member, client_for):
         admin = make_member(Role.ADMIN)
-        assert_error(client_for(admin).patch(members_url(studio, admin.pk), {"role": "owner"}), 403, "ROLE_ABOVE_YOURS")
+        assert_api_error(
+            client_for(admin).patch(members_url(studio, admin.pk), {"role": "owner"}), 403, "ROLE_ABOVE_YOURS"
+        )
         assert membership(studio, admin.pk).role == Role.ADMIN
 
     def test_role_change_is_audited_with_before_and_after(self, studio, owner, make_member, client_for):
@@ -270,7 +261,7 @@ class TestRoleChange:
     @pytest.mark.parametrize("body", [{"role": "emperor"}, {}, {"role": ""}])
     def test_invalid_role_is_a_validation_error(self, studio, owner, make_member, client_for, body):
         target = make_member(Role.VIEWER)
-        error = assert_error(client_for(owner).patch(members_url(studio, target.pk), body), 400, "VALIDATION_ERROR")
+        error = assert_api_error(client_for(owner).patch(members_url(studio, target.pk), body), 400, "VALIDATION_ERROR")
         assert "role" in error["fields"]
         assert membership(studio, target.pk).role == Role.VIEWER
 
@@ -292,7 +283,7 @@ class TestRoleChange:
 class TestLastOwner:
     @pytest.mark.parametrize("new_role", [Role.ADMIN, Role.VIEWER])
     def test_last_owner_cannot_demote_themselves(self, studio, owner, client_for, new_role):
-        error = assert_error(
+        error = assert_api_error(
             client_for(owner).patch(members_url(studio, owner.pk), {"role": new_role}), 409, "LAST_OWNER"
         )
         assert error["message"]
@@ -300,15 +291,15 @@ class TestLastOwner:
         assert events(studio, Action.MEMBER_ROLE_CHANGED) == []
 
     def test_last_owner_cannot_leave(self, studio, owner, client_for):
-        assert_error(client_for(owner).delete(members_url(studio, owner.pk)), 409, "LAST_OWNER")
+        assert_api_error(client_for(owner).delete(members_url(studio, owner.pk)), 409, "LAST_OWNER")
         assert membership(studio, owner.pk) is not None
         assert events(studio, Action.MEMBER_REMOVED) == []
 
     def test_admin_cannot_remove_or_demote_the_owner(self, studio, owner, make_member, client_for):
         admin = make_member(Role.ADMIN)
         client = client_for(admin)
-        assert_error(client.delete(members_url(studio, owner.pk)), 403, "ROLE_ABOVE_YOURS")
-        assert_error(client.patch(members_url(studio, owner.pk), {"role": "viewer"}), 403, "ROLE_ABOVE_YOURS")
+        assert_api_error(client.delete(members_url(studio, owner.pk)), 403, "ROLE_ABOVE_YOURS")
+        assert_api_error(client.patch(members_url(studio, owner.pk), {"role": "viewer"}), 403, "ROLE_ABOVE_YOURS")
         assert membership(studio, owner.pk).role == Role.OWNER
 
     def test_with_two_owners_one_may_be_demoted_then_the_other_is_protected(
@@ -319,8 +310,8 @@ class TestLastOwner:
         assert response.status_code == 200, response.content
         assert membership(studio, second.pk).role == Role.ADMIN
         # Now owner is the last one again, whoever asks.
-        assert_error(client_for(owner).patch(members_url(studio, owner.pk), {"role": "admin"}), 409, "LAST_OWNER")
-        assert_error(client_for(owner).delete(members_url(studio, owner.pk)), 409, "LAST_OWNER")
+        assert_api_error(client_for(owner).patch(members_url(studio, owner.pk), {"role": "admin"}), 409, "LAST_OWNER")
+        assert_api_error(client_for(owner).delete(members_url(studio, owner.pk)), 409, "LAST_OWNER")
 
     def test_owner_may_demote_themselves_when_another_owner_remains(self, studio, owner, make_member, client_for):
         second = make_member(Role.OWNER)
@@ -337,7 +328,7 @@ class TestLastOwner:
     def test_owners_of_another_studio_do_not_count(self, studio, other_studio, owner, client_for):
         # The same person owning a second studio does not make them a second owner here.
         factories.member(other_studio, Role.OWNER, user_=factories.user())
-        assert_error(client_for(owner).delete(members_url(studio, owner.pk)), 409, "LAST_OWNER")
+        assert_api_error(client_for(owner).delete(members_url(studio, owner.pk)), 409, "LAST_OWNER")
 
     def test_service_protects_last_owner_without_an_actor(self, studio, owner):
         """Platform operators (actor=None) still keep the last owner."""
@@ -377,7 +368,7 @@ class TestRemoveMember:
             assert response.status_code == 204, response.content
             assert membership(studio, target.pk) is None
         else:
-            assert_error(response, status, code)
+            assert_api_error(response, status, code)
             assert membership(studio, target.pk) is not None
 
     def test_removal_is_audited_and_drops_team_seats(self, studio, owner, make_member, client_for):
@@ -401,7 +392,7 @@ class TestRemoveMember:
         assert client.delete(members_url(studio, admin.pk)).status_code == 204
         assert membership(studio, admin.pk) is None
         # Gone means gone: the studio answers 404 like to any outsider.
-        assert_error(client.get(members_url(studio)), 404, "NOT_FOUND")
+        assert_api_error(client.get(members_url(studio)), 404, "NOT_FOUND")
 
     def test_non_last_owner_can_leave(self, studio, owner, make_member, client_for):
         second = make_member(Role.OWNER)
@@ -473,9 +464,9 @@ class TestTeams:
     def test_other_studios_team_is_404(self, studio, other_studio, owner, client_for):
         foreign = factories.team(other_studio, "Theirs")
         client = client_for(owner)
-        assert_error(client.get(teams_url(studio, foreign.pk)), 404, "NOT_FOUND")
-        assert_error(client.patch(teams_url(studio, foreign.pk), {"name": "Mine"}), 404, "NOT_FOUND")
-        assert_error(client.delete(teams_url(studio, foreign.pk)), 404, "NOT_FOUND")
+        assert_api_error(client.get(teams_url(studio, foreign.pk)), 404, "NOT_FOUND")
+        assert_api_error(client.patch(teams_url(studio, foreign.pk), {"name": "Mine"}), 404, "NOT_FOUND")
+        assert_api_error(client.delete(teams_url(studio, foreign.pk)), 404, "NOT_FOUND")
         with studio_scope(other_studio):
             assert Team.objects.get(pk=foreign.pk).name == "Theirs"
 
@@ -484,10 +475,10 @@ class TestTeams:
         team = factories.team(studio, "Crew")
         client = client_for(make_member(role))
         assert client.get(teams_url(studio)).status_code == 200
-        assert_error(client.post(teams_url(studio), {"name": "New"}), 403, "PERMISSION_DENIED")
-        assert_error(client.patch(teams_url(studio, team.pk), {"name": "X"}), 403, "PERMISSION_DENIED")
-        assert_error(client.put(teams_url(studio, team.pk), {"name": "X"}), 403, "PERMISSION_DENIED")
-        assert_error(client.delete(teams_url(studio, team.pk)), 403, "PERMISSION_DENIED")
+        assert_api_error(client.post(teams_url(studio), {"name": "New"}), 403, "PERMISSION_DENIED")
+        assert_api_error(client.patch(teams_url(studio, team.pk), {"name": "X"}), 403, "PERMISSION_DENIED")
+        assert_api_error(client.put(teams_url(studio, team.pk), {"name": "X"}), 403, "PERMISSION_DENIED")
+        assert_api_error(client.delete(teams_url(studio, team.pk)), 403, "PERMISSION_DENIED")
         with studio_scope(studio):
             assert list(Team.objects.values_list("name", flat=True)) == ["Crew"]
 
@@ -497,7 +488,7 @@ class TestTeams:
 
     def test_duplicate_name_is_409(self, studio, owner, client_for):
         factories.team(studio, "Editors")
-        error = assert_error(client_for(owner).post(teams_url(studio), {"name": "Editors"}), 409, "DUPLICATE_NAME")
+        error = assert_api_error(client_for(owner).post(teams_url(studio), {"name": "Editors"}), 409, "DUPLICATE_NAME")
         assert error["fields"] == {"name": ["Already in use."]}
         with studio_scope(studio):
             assert Team.objects.filter(name="Editors").count() == 1
@@ -506,7 +497,9 @@ class TestTeams:
     def test_renaming_onto_an_existing_name_is_409(self, studio, owner, client_for):
         factories.team(studio, "Editors")
         other = factories.team(studio, "Shooters")
-        assert_error(client_for(owner).patch(teams_url(studio, other.pk), {"name": "Editors"}), 409, "DUPLICATE_NAME")
+        assert_api_error(
+            client_for(owner).patch(teams_url(studio, other.pk), {"name": "Editors"}), 409, "DUPLICATE_NAME"
+        )
         with studio_scope(studio):
             assert Team.objects.get(pk=other.pk).name == "Shooters"
         assert events(studio, Action.TEAM_UPDATED) == []
@@ -518,13 +511,15 @@ class TestTeams:
     def test_other_studios_membership_is_rejected(self, studio, other_studio, owner, client_for):
         foreign = factories.member(other_studio, Role.PHOTOGRAPHER)
         response = client_for(owner).post(teams_url(studio), {"name": "Crew", "members": [str(foreign.pk)]})
-        error = assert_error(response, 400, "VALIDATION_ERROR")
+        error = assert_api_error(response, 400, "VALIDATION_ERROR")
         assert list(error["fields"]) == ["members"]
         # Reported exactly like an id that does not exist, so it cannot be probed.
         assert error["fields"]["members"] == [f"Unknown ids: {foreign.pk}."]
         random_id = uuid.uuid4()
         response = client_for(owner).post(teams_url(studio), {"name": "Crew", "members": [str(random_id)]})
-        assert assert_error(response, 400, "VALIDATION_ERROR")["fields"]["members"] == [f"Unknown ids: {random_id}."]
+        assert assert_api_error(response, 400, "VALIDATION_ERROR")["fields"]["members"] == [
+            f"Unknown ids: {random_id}."
+        ]
         with studio_scope(studio):
             assert not Team.objects.exists()
         assert events(studio, Action.TEAM_CREATED) == []
@@ -536,7 +531,7 @@ class TestTeams:
         foreign = factories.member(other_studio)
         team = factories.team(studio, "Crew", members=[mine])
         response = client_for(owner).patch(teams_url(studio, team.pk), {"members": [str(mine.pk), str(foreign.pk)]})
-        error = assert_error(response, 400, "VALIDATION_ERROR")
+        error = assert_api_error(response, 400, "VALIDATION_ERROR")
         assert "members" in error["fields"]
         assert str(mine.pk) not in error["fields"]["members"][0]
         with studio_scope(studio):
@@ -547,13 +542,15 @@ class TestTeams:
     @pytest.mark.parametrize("members", [["not-a-uuid"], [123], "abc", {"id": "x"}])
     def test_malformed_members_are_rejected(self, studio, owner, client_for, members):
         response = client_for(owner).post(teams_url(studio), {"name": "Crew", "members": members})
-        error = assert_error(response, 400, "VALIDATION_ERROR")
+        error = assert_api_error(response, 400, "VALIDATION_ERROR")
         assert list(error["fields"]) == ["members"]
         with studio_scope(studio):
             assert not Team.objects.exists()
 
     def test_name_is_required(self, studio, owner, client_for):
-        error = assert_error(client_for(owner).post(teams_url(studio), {"description": "x"}), 400, "VALIDATION_ERROR")
+        error = assert_api_error(
+            client_for(owner).post(teams_url(studio), {"description": "x"}), 400, "VALIDATION_ERROR"
+        )
         assert "name" in error["fields"]
 
     def test_update_members_shows_new_members_and_is_audited(self, studio, owner, make_member, client_for):
@@ -729,7 +726,7 @@ class TestInvitationCreate:
 
     def test_inviting_an_existing_member_is_409(self, studio, owner, make_member, client_for):
         m = make_member(Role.VIEWER)
-        error = assert_error(
+        error = assert_api_error(
             client_for(owner).post(invitations_url(studio), {"email": m.user.email.upper(), "role": "admin"}),
             409,
             "ALREADY_MEMBER",
@@ -763,7 +760,7 @@ class TestInvitationCreate:
         if status == 201:
             assert response.status_code == 201, response.content
         else:
-            assert_error(response, 403, "ROLE_ABOVE_YOURS")
+            assert_api_error(response, 403, "ROLE_ABOVE_YOURS")
             with studio_scope(studio):
                 assert not Invitation.objects.exists()
 
@@ -771,11 +768,11 @@ class TestInvitationCreate:
     def test_invitations_need_member_admin(self, studio, owner, make_member, client_for, role):
         inv, _ = factories.invitation(studio)
         client = client_for(make_member(role))
-        assert_error(client.get(invitations_url(studio)), 403, "PERMISSION_DENIED")
-        assert_error(
+        assert_api_error(client.get(invitations_url(studio)), 403, "PERMISSION_DENIED")
+        assert_api_error(
             client.post(invitations_url(studio), {"email": "a@example.com", "role": "viewer"}), 403, "PERMISSION_DENIED"
         )
-        assert_error(client.delete(invitations_url(studio, inv.pk)), 403, "PERMISSION_DENIED")
+        assert_api_error(client.delete(invitations_url(studio, inv.pk)), 403, "PERMISSION_DENIED")
         assert get_invitation(studio, inv.pk).status == InvitationStatus.PENDING
 
     @pytest.mark.parametrize(
@@ -783,7 +780,7 @@ class TestInvitationCreate:
         [({"email": "not-an-email", "role": "viewer"}, "email"), ({"email": "a@example.com", "role": "god"}, "role")],
     )
     def test_validation(self, studio, owner, client_for, body, field):
-        error = assert_error(client_for(owner).post(invitations_url(studio), body), 400, "VALIDATION_ERROR")
+        error = assert_api_error(client_for(owner).post(invitations_url(studio), body), 400, "VALIDATION_ERROR")
         assert field in error["fields"]
 
     def test_list_and_pending_filter(self, studio, other_studio, owner, client_for):
@@ -811,7 +808,7 @@ class TestInvitationRevoke:
         (event,) = events(studio, Action.INVITATION_REVOKED)
         assert event.target_id == str(inv.pk)
         assert event.actor_user_id == owner.user_id
-        assert_error(client_for(guest).post(ACCEPT_URL, {"token": raw}), 400, "INVITATION_INVALID")
+        assert_api_error(client_for(guest).post(ACCEPT_URL, {"token": raw}), 400, "INVITATION_INVALID")
         with studio_scope(studio):
             assert not Membership.objects.filter(user=guest).exists()
 
@@ -819,12 +816,12 @@ class TestInvitationRevoke:
         inv, _ = factories.invitation(studio)
         client = client_for(owner)
         assert client.delete(invitations_url(studio, inv.pk)).status_code == 204
-        assert_error(client.delete(invitations_url(studio, inv.pk)), 409, "INVITATION_NOT_PENDING")
+        assert_api_error(client.delete(invitations_url(studio, inv.pk)), 409, "INVITATION_NOT_PENDING")
         assert len(events(studio, Action.INVITATION_REVOKED)) == 1
 
     def test_other_studios_invitation_is_404(self, studio, other_studio, owner, client_for):
         inv, _ = factories.invitation(other_studio)
-        assert_error(client_for(owner).delete(invitations_url(studio, inv.pk)), 404, "NOT_FOUND")
+        assert_api_error(client_for(owner).delete(invitations_url(studio, inv.pk)), 404, "NOT_FOUND")
         assert get_invitation(other_studio, inv.pk).status == InvitationStatus.PENDING
 
     def test_reinvite_revokes_the_earlier_invitation(
@@ -841,7 +838,7 @@ class TestInvitationRevoke:
         assert revoked.target_id == first.json()["id"]
 
         guest = client_for(factories.user("guest@example.com"))
-        assert_error(guest.post(ACCEPT_URL, {"token": raw1}), 400, "INVITATION_INVALID")
+        assert_api_error(guest.post(ACCEPT_URL, {"token": raw1}), 400, "INVITATION_INVALID")
         response = guest.post(ACCEPT_URL, {"token": raw2})
         assert response.status_code == 201, response.content
         assert response.json()["role"] == "assistant"
@@ -866,7 +863,7 @@ class TestInvitationAcceptApi:
         newbie = factories.user("newbie@example.com")
         client = client_for(newbie)
         # Not a member yet.
-        assert_error(client.get(members_url(studio)), 404, "NOT_FOUND")
+        assert_api_error(client.get(members_url(studio)), 404, "NOT_FOUND")
 
         response = client.post(ACCEPT_URL, {"token": raw})
         assert response.status_code == 201, response.content
@@ -894,14 +891,16 @@ class TestInvitationAcceptApi:
         assert {"studio": studio.slug, "studio_name": studio.name, "role": "photographer"} in me["memberships"]
 
         # Single use.
-        assert_error(client.post(ACCEPT_URL, {"token": raw}), 400, "INVITATION_INVALID")
+        assert_api_error(client.post(ACCEPT_URL, {"token": raw}), 400, "INVITATION_INVALID")
         with studio_scope(studio):
             assert Membership.objects.filter(user=newbie).count() == 1
 
     def test_email_must_match(self, studio, client_for):
         inv, raw = factories.invitation(studio, "intended@example.com", Role.ADMIN)
         intruder = factories.user("intruder@example.com")
-        error = assert_error(client_for(intruder).post(ACCEPT_URL, {"token": raw}), 403, "INVITATION_EMAIL_MISMATCH")
+        error = assert_api_error(
+            client_for(intruder).post(ACCEPT_URL, {"token": raw}), 403, "INVITATION_EMAIL_MISMATCH"
+        )
         assert error["message"]
         with studio_scope(studio):
             assert not Membership.objects.filter(user=intruder).exists()
@@ -922,7 +921,7 @@ class TestInvitationAcceptApi:
         with studio_scope(studio):
             Invitation.objects.filter(pk=inv.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
         user = factories.user("slow@example.com")
-        assert_error(client_for(user).post(ACCEPT_URL, {"token": raw}), 400, "INVITATION_INVALID")
+        assert_api_error(client_for(user).post(ACCEPT_URL, {"token": raw}), 400, "INVITATION_INVALID")
         with studio_scope(studio):
             assert not Membership.objects.filter(user=user).exists()
 
@@ -930,32 +929,32 @@ class TestInvitationAcceptApi:
     def test_unknown_token(self, studio, client_for, token):
         factories.invitation(studio, "who@example.com")
         user = factories.user("who@example.com")
-        assert_error(client_for(user).post(ACCEPT_URL, {"token": token}), 400, "INVITATION_INVALID")
+        assert_api_error(client_for(user).post(ACCEPT_URL, {"token": token}), 400, "INVITATION_INVALID")
 
     def test_hash_is_not_a_token(self, studio, client_for):
         inv, _ = factories.invitation(studio, "hash@example.com")
         user = factories.user("hash@example.com")
-        assert_error(client_for(user).post(ACCEPT_URL, {"token": inv.token_hash}), 400, "INVITATION_INVALID")
+        assert_api_error(client_for(user).post(ACCEPT_URL, {"token": inv.token_hash}), 400, "INVITATION_INVALID")
 
     def test_token_is_required(self, client_for):
-        error = assert_error(client_for(factories.user()).post(ACCEPT_URL, {}), 400, "VALIDATION_ERROR")
+        error = assert_api_error(client_for(factories.user()).post(ACCEPT_URL, {}), 400, "VALIDATION_ERROR")
         assert "token" in error["fields"]
 
     def test_anonymous_gets_401(self, studio, api):
         _, raw = factories.invitation(studio)
-        assert_error(api.post(ACCEPT_URL, {"token": raw}), 401, "NOT_AUTHENTICATED")
+        assert_api_error(api.post(ACCEPT_URL, {"token": raw}), 401, "NOT_AUTHENTICATED")
 
     def test_inactive_studio(self, studio, client_for):
         _, raw = factories.invitation(studio, "closed@example.com")
         Studio.objects.filter(pk=studio.pk).update(is_active=False)
         user = factories.user("closed@example.com")
-        assert_error(client_for(user).post(ACCEPT_URL, {"token": raw}), 400, "INVITATION_INVALID")
+        assert_api_error(client_for(user).post(ACCEPT_URL, {"token": raw}), 400, "INVITATION_INVALID")
 
     def test_already_a_member_is_409_and_invitation_stays_pending(self, studio, client_for):
         inv, raw = factories.invitation(studio, "twice@example.com", Role.ADMIN)
         user = factories.user("twice@example.com")
         factories.member(studio, Role.VIEWER, user_=user)  # joined some other way meanwhile
-        assert_error(client_for(user).post(ACCEPT_URL, {"token": raw}), 409, "ALREADY_MEMBER")
+        assert_api_error(client_for(user).post(ACCEPT_URL, {"token": raw}), 409, "ALREADY_MEMBER")
         assert get_invitation(studio, inv.pk).status == InvitationStatus.PENDING
         with studio_scope(studio):
             assert Membership.objects.get(user=user).role == Role.VIEWER
@@ -976,7 +975,7 @@ class TestInvitationAcceptApi:
         client = client_for(factories.user())
         for _ in range(20):
             assert client.post(ACCEPT_URL, {"token": "wrong"}).status_code == 400
-        error = assert_error(client.post(ACCEPT_URL, {"token": "wrong"}), 429, "THROTTLED")
+        error = assert_api_error(client.post(ACCEPT_URL, {"token": "wrong"}), 429, "THROTTLED")
         assert error["details"]["retry_after_seconds"] > 0
         # Another user is not affected.
         assert client_for(factories.user()).post(ACCEPT_URL, {"token": "wrong"}).status_code == 400
@@ -1021,7 +1020,7 @@ class TestInvitationPage:
         assert again.status_code == 400
         assert "invalid" in again.content.decode().lower()
         assert client.post(self.page(raw)).status_code == 400
-        assert_error(client_for(user).post(ACCEPT_URL, {"token": raw}), 400, "INVITATION_INVALID")
+        assert_api_error(client_for(user).post(ACCEPT_URL, {"token": raw}), 400, "INVITATION_INVALID")
         with studio_scope(studio):
             assert Membership.objects.filter(user=user).count() == 1
 
