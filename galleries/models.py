@@ -1,1 +1,238 @@
-"""Galleries, assets, ratings, folders and selections arrive with the galleries issue."""
+"""Galleries, their assets, and what clients do with them: ratings, folders,
+trash, and the finalised selection."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.hashers import check_password
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from studio.models import TimestampedModel
+from studio.tenancy import StudioOwnedModel
+
+
+class GalleryStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PUBLISHED = "published", "Published"
+    ARCHIVED = "archived", "Archived"
+
+
+class Visibility(models.TextChoices):
+    PRIVATE = "private", "Private: code (and PIN) required"
+    UNLISTED = "unlisted", "Unlisted: anyone with the link"
+    PUBLIC = "public", "Public: listed, no code"
+
+
+class DownloadPermission(models.TextChoices):
+    NONE = "none", "No downloads"
+    WEB = "web", "Web size (2048 px)"
+    ORIGINALS = "originals", "Originals"
+
+
+class Gallery(StudioOwnedModel, TimestampedModel):
+    studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="galleries")
+    title = models.CharField(max_length=200)
+    client_name = models.CharField(max_length=200, blank=True)
+    client_email = models.EmailField(blank=True)
+    event_date = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=GalleryStatus.choices, default=GalleryStatus.DRAFT)
+    # Human-friendly, e.g. DEMO2025; stored upper-case, unique per studio.
+    access_code = models.CharField(max_length=32)
+    pin_hash = models.CharField(max_length=128, blank=True)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="After this the gallery is hidden, never deleted."
+    )
+    visibility = models.CharField(max_length=10, choices=Visibility.choices, default=Visibility.PRIVATE)
+    cover = models.ForeignKey("Asset", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    download_permission = models.CharField(
+        max_length=10, choices=DownloadPermission.choices, default=DownloadPermission.WEB
+    )
+    selection_limit = models.PositiveIntegerField(null=True, blank=True, help_text='"Choose up to N".')
+    ask_visitor_identity = models.BooleanField(default=False, help_text="Ask visitors for name and email first.")
+    assigned_members = models.ManyToManyField("teams.Membership", blank=True, related_name="assigned_galleries")
+    assigned_team = models.ForeignKey(
+        "teams.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="galleries"
+    )
+    # Bumped by unpublishing and by rotating the code: every visitor session
+    # and media link issued before carries the old value and stops working.
+    access_version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["studio", "access_code"], name="gallery_unique_code")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def has_pin(self) -> bool:
+        return bool(self.pin_hash)
+
+    def check_pin(self, pin: str) -> bool:
+        return bool(self.pin_hash) and check_password(pin, self.pin_hash)
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+
+class UploadBatch(StudioOwnedModel, TimestampedModel):
+    studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="+")
+    gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="upload_batches")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Upload to {self.gallery_id} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class AssetStatus(models.TextChoices):
+    AWAITING_UPLOAD = "awaiting_upload", "Awaiting upload"
+    PROCESSING = "processing", "Processing"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class Asset(StudioOwnedModel, TimestampedModel):
+    studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="+")
+    gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="assets")
+    batch = models.ForeignKey(UploadBatch, on_delete=models.SET_NULL, null=True, blank=True, related_name="assets")
+    original_filename = models.CharField(max_length=255)
+    storage_key = models.CharField(max_length=500, unique=True)
+    content_type = models.CharField(max_length=50)
+    size = models.PositiveBigIntegerField(help_text="Bytes of the original.")
+    sha256 = models.CharField(max_length=64, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    captured_at = models.DateTimeField(null=True, blank=True)
+    orientation = models.PositiveSmallIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=AssetStatus.choices, default=AssetStatus.AWAITING_UPLOAD)
+    failure_reason = models.CharField(max_length=300, blank=True)
+    # {"large": {"key", "width", "height", "bytes"}, "medium": {...}, "thumb": {...}}
+    derivatives = models.JSONField(default=dict, blank=True)
+    derivative_bytes = models.PositiveBigIntegerField(default=0)
+    sort_order = models.PositiveIntegerField(default=0)
+    trashed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["sort_order", "created_at"]
+        constraints = [
+            # A second copy of the same picture in one gallery is refused;
+            # failed uploads do not count.
+            models.UniqueConstraint(
+                fields=["gallery", "sha256"],
+                condition=~Q(sha256="") & ~Q(status="failed"),
+                name="asset_unique_content_per_gallery",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["gallery", "sort_order", "created_at"], name="asset_gallery_order"),
+            models.Index(fields=["gallery", "status"], name="asset_gallery_status"),
+        ]
+
+    def __str__(self) -> str:
+        return self.original_filename
+
+
+class Visitor(StudioOwnedModel, TimestampedModel):
+    """A gallery client: whoever opened the gallery with its code. Not a User."""
+
+    studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="+")
+    gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="visitors")
+    name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        who = self.name or self.email or "Anonymous visitor"
+        return f"{who} ({self.email})" if self.name and self.email else who
+
+
+class Rating(StudioOwnedModel, TimestampedModel):
+    studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="+")
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="ratings")
+    visitor = models.ForeignKey(Visitor, on_delete=models.CASCADE, related_name="ratings")
+    stars = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["asset", "visitor"], name="rating_one_per_visitor"),
+            models.CheckConstraint(condition=Q(stars__gte=1, stars__lte=5), name="rating_stars_1_to_5"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stars}★"
+
+
+class Folder(StudioOwnedModel, TimestampedModel):
+    studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="+")
+    gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="folders")
+    name = models.CharField(max_length=100)
+    sort_order = models.PositiveIntegerField(default=0)
+    created_by_visitor = models.ForeignKey(Visitor, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    assets = models.ManyToManyField(Asset, through="Placement", related_name="folders")
+
+    class Meta:
+        ordering = ["sort_order", "created_at"]
+        constraints = [models.UniqueConstraint(fields=["gallery", "name"], name="folder_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Placement(StudioOwnedModel, TimestampedModel):
+    """An asset in a folder, at a position. An asset may sit in several folders."""
+
+    studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="+")
+    folder = models.ForeignKey(Folder, on_delete=models.CASCADE, related_name="placements")
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="placements")
+    sort_order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sort_order", "created_at"]
+        constraints = [models.UniqueConstraint(fields=["folder", "asset"], name="placement_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.asset_id} in {self.folder_id}"
+
+
+class SelectionStatus(models.TextChoices):
+    FINALIZED = "finalized", "Finalised"
+    REOPENED = "reopened", "Reopened by staff"
+
+
+class Selection(StudioOwnedModel, TimestampedModel):
+    """A frozen picture of the client's choice. Reopening keeps it as history;
+    finalising again makes a new one."""
+
+    studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="+")
+    gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="selections")
+    status = models.CharField(max_length=10, choices=SelectionStatus.choices, default=SelectionStatus.FINALIZED)
+    finalized_by = models.ForeignKey(Visitor, on_delete=models.SET_NULL, null=True, related_name="+")
+    finalized_by_label = models.CharField(max_length=255)
+    finalized_at = models.DateTimeField(default=timezone.now)
+    reopened_at = models.DateTimeField(null=True, blank=True)
+    reopened_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    asset_count = models.PositiveIntegerField()
+    # [{"asset": id, "filename", "stars": {visitor: n}, "average", "folders": [names]}...]
+    snapshot = models.JSONField()
+
+    class Meta:
+        ordering = ["-finalized_at"]
+        constraints = [
+            # At most one live (finalised) selection per gallery: finalising twice is harmless.
+            models.UniqueConstraint(
+                fields=["gallery"], condition=Q(status="finalized"), name="selection_one_live_per_gallery"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Selection of {self.asset_count} ({self.get_status_display()})"

@@ -35,6 +35,11 @@ class Actor:
         return cls(type=ActorType.USER, label=label, user=user, ref=str(user.pk))
 
     @classmethod
+    def visitor(cls, visitor: Any) -> Actor:
+        label = str(visitor)
+        return cls(type=ActorType.VISITOR, label=f"{label} (gallery visitor)", ref=str(visitor.pk))
+
+    @classmethod
     def system(cls, name: str) -> Actor:
         return cls(type=ActorType.SYSTEM, label=name, ref=name)
 

@@ -80,6 +80,12 @@ def validate_timezone(value: str) -> None:
         raise ValidationError(f"'{value}' is not a known IANA time zone.")
 
 
+def _default_quota() -> int:
+    from django.conf import settings
+
+    return settings.STUDIO_DEFAULT_STORAGE_QUOTA_BYTES
+
+
 class Studio(TimestampedModel):
     """The tenant. Every studio-owned row has a foreign key to one."""
 
@@ -88,6 +94,9 @@ class Studio(TimestampedModel):
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     contact_email = models.EmailField(blank=True)
     is_active = models.BooleanField(default=True)
+    storage_quota_bytes = models.PositiveBigIntegerField(
+        default=_default_quota, help_text="Originals plus derivatives, in bytes."
+    )
 
     class Meta:
         ordering = ["name"]

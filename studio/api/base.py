@@ -56,6 +56,10 @@ class StudioScopedMixin:
 
     abstract: ClassVar[bool] = True
     model: ClassVar[type[models.Model]]
+    # For nested routes, e.g. ("gallery", Gallery) for galleries/<gallery_pk>/...:
+    # the parent is looked up inside the studio (404 otherwise), kept as
+    # self.<name>, and the queryset is filtered by it.
+    parent_lookup: ClassVar[tuple[str, type[models.Model]] | None] = None
     scope_map: ClassVar[dict[str, str]] = {}
     action_scopes: ClassVar[dict[str, str]] = {}
     lookup_value_converter = "uuid"
@@ -96,6 +100,12 @@ class StudioScopedMixin:
         self.membership = resolve_membership(request.user, self.kwargs["studio_slug"])  # type: ignore[attr-defined]
         self.studio = self.membership.studio
         self._scope_stack.enter_context(studio_scope(self.studio))
+        if self.parent_lookup is not None:
+            name, parent_model = self.parent_lookup
+            parent = parent_model._default_manager.filter(studio=self.studio, pk=self.kwargs[f"{name}_pk"]).first()  # type: ignore[attr-defined]
+            if parent is None:
+                raise exceptions.NotFound()
+            setattr(self, name, parent)
         # An id from another studio is "not found" whatever the caller's role:
         # answering 403 first would tell a low-privileged member it exists.
         object_id = self.kwargs.get("pk")  # type: ignore[attr-defined]
@@ -116,6 +126,9 @@ class StudioScopedMixin:
             queryset = Studio.objects.filter(pk=self.studio.pk)
         else:
             queryset = self.model._default_manager.filter(studio=self.studio)
+        if self.parent_lookup is not None:
+            name = self.parent_lookup[0]
+            queryset = queryset.filter(**{name: getattr(self, name)})
         return self.scope_queryset(queryset)
 
     def get_object(self) -> Any:

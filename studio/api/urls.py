@@ -15,11 +15,13 @@ studio_patterns = [
     path("", views.StudioDetailView.as_view(), name="studio-detail"),
     path("", include("teams.api.urls")),
     path("", include("audit.api.urls")),
+    path("", include("galleries.api.urls")),
 ]
 
 urlpatterns = [
     path("me/", views.MeView.as_view(), name="me"),
     path("invitations/accept/", InvitationAcceptView.as_view(), name="invitation-accept"),
     path("studios/<slug:studio_slug>/", include(studio_patterns)),
+    path("portal/", include("galleries.api.portal_urls")),
     *router.urls,
 ]

@@ -1,0 +1,212 @@
+"""Client access: opening a gallery with its code (and PIN), the portal
+session, and throttling of wrong guesses.
+
+A portal session is bound to one gallery: the Django session keeps the
+gallery, the visitor and the gallery's ``access_version`` at the time it was
+opened. Unpublishing, rotating the code or changing the PIN bumps the
+version, which ends every session opened before.
+
+Wrong codes and PINs are counted per client address and per gallery in
+fixed windows (settings.PORTAL_FAILURE_*). When a window is full, further
+attempts are refused until it ends: an attacker can delay the real client by
+at most one window, never lock them out for good, and a correct code from a
+fresh address works as soon as the gallery's window has passed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from audit.actions import Action
+from audit.services import audit_record
+from galleries.models import Gallery, GalleryStatus, Visibility, Visitor
+from galleries.services import normalise_code
+from studio import context
+from studio.cache import studio_cache_key
+from studio.errors import DomainError
+from studio.middleware import client_ip
+from studio.tenancy import studio_scope, unscoped
+
+SESSION_KEY = "portal"
+
+
+class PortalError(DomainError):
+    status_code = 403
+
+
+class AccessDenied(PortalError):
+    code = "ACCESS_DENIED"
+    default_message = "That gallery code or PIN is not right."
+
+
+class TooManyAttempts(PortalError):
+    code = "TOO_MANY_ATTEMPTS"
+    status_code = 429
+    default_message = "Too many wrong attempts. Wait a few minutes and try again."
+
+
+class GalleryUnavailable(PortalError):
+    code = "GALLERY_UNAVAILABLE"
+    default_message = "This gallery is not available right now. Contact the studio."
+
+
+class GalleryExpired(PortalError):
+    code = "GALLERY_EXPIRED"
+    status_code = 410
+    default_message = "This gallery has expired. Contact the studio if you still need it."
+
+
+class SessionRequired(PortalError):
+    code = "PORTAL_SESSION_REQUIRED"
+    status_code = 401
+    default_message = "Open this gallery with its code first."
+
+
+def check_available(gallery: Gallery) -> None:
+    if gallery.status != GalleryStatus.PUBLISHED:
+        raise GalleryUnavailable()
+    if gallery.is_expired:
+        raise GalleryExpired(
+            f"This gallery expired on {timezone.localtime(gallery.expires_at):%d %B %Y}. "
+            "Contact the studio if you still need it."
+        )
+
+
+# --- throttling ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Window:
+    key: str
+    limit: int
+
+
+def _windows(ip: str | None, gallery: Gallery | None) -> list[_Window]:
+    windows = [_Window(f"portal:fail:ip:{ip or 'unknown'}", settings.PORTAL_FAILURES_PER_IP)]
+    if gallery is not None:
+        windows.append(
+            _Window(
+                studio_cache_key("portal", "fail", "gallery", gallery.pk, studio=gallery.studio),
+                settings.PORTAL_FAILURES_PER_GALLERY,
+            )
+        )
+    return windows
+
+
+def _refuse_if_throttled(windows: list[_Window]) -> None:
+    for window in windows:
+        if (cache.get(window.key) or 0) >= window.limit:
+            raise TooManyAttempts(details={"retry_after_seconds": settings.PORTAL_FAILURE_WINDOW_SECONDS})
+
+
+def _count_failure(windows: list[_Window]) -> None:
+    for window in windows:
+        # add() starts the window only once; incr() never extends it.
+        cache.add(window.key, 0, timeout=settings.PORTAL_FAILURE_WINDOW_SECONDS)
+        try:
+            cache.incr(window.key)
+        except ValueError:  # expired between add() and incr()
+            cache.add(window.key, 1, timeout=settings.PORTAL_FAILURE_WINDOW_SECONDS)
+
+
+# --- opening a gallery -----------------------------------------------------------------------------
+
+
+def _identity(gallery: Gallery, name: str, email: str) -> None:
+    if gallery.ask_visitor_identity and not (name.strip() and email.strip()):
+        fields = {}
+        if not name.strip():
+            fields["name"] = ["Tell the studio who you are."]
+        if not email.strip():
+            fields["email"] = ["Your email address, so the studio can reach you."]
+        raise DomainError(
+            "Please give your name and email to open this gallery.", code="IDENTITY_REQUIRED", fields=fields
+        )
+
+
+def _enter(request: HttpRequest, gallery: Gallery, name: str, email: str) -> Visitor:
+    with studio_scope(gallery.studio), transaction.atomic():
+        visitor = Visitor.objects.create(studio=gallery.studio, gallery=gallery, name=name.strip(), email=email.strip())
+        with context.acting_as(context.Actor.visitor(visitor)):
+            audit_record(action=Action.GALLERY_OPENED, target=gallery, after={"visitor": str(visitor.pk)})
+    # A new session id on every entry: no fixation of a session an attacker planted.
+    request.session.cycle_key()
+    request.session[SESSION_KEY] = {"gallery": str(gallery.pk), "visitor": str(visitor.pk), "v": gallery.access_version}
+    return visitor
+
+
+def open_with_code(
+    request: HttpRequest, *, studio_slug: str, code: str, pin: str = "", name: str = "", email: str = ""
+) -> tuple[Gallery, Visitor]:
+    ip = client_ip(request)
+    _refuse_if_throttled(_windows(ip, None))
+    with unscoped():  # the code is what names the gallery
+        gallery = (
+            Gallery.objects.select_related("studio")
+            .filter(studio__slug=studio_slug, studio__is_active=True, access_code=normalise_code(code))
+            .first()
+        )
+    windows = _windows(ip, gallery)
+    _refuse_if_throttled(windows)
+    if gallery is None:
+        _count_failure(windows)
+        raise AccessDenied()
+    if gallery.has_pin:
+        if not pin:
+            raise DomainError(
+                "This gallery also needs its PIN.", code="PIN_REQUIRED", fields={"pin": ["Enter the PIN."]}
+            )
+        if not gallery.check_pin(pin):
+            _count_failure(windows)
+            raise AccessDenied()
+    check_available(gallery)
+    _identity(gallery, name, email)
+    return gallery, _enter(request, gallery, name, email)
+
+
+def open_by_link(request: HttpRequest, *, gallery_id: Any, name: str = "", email: str = "") -> tuple[Gallery, Visitor]:
+    """Unlisted and public galleries open from their link, without a code."""
+    with unscoped():  # the link is what names the gallery
+        gallery = Gallery.objects.select_related("studio").filter(pk=gallery_id, studio__is_active=True).first()
+    if gallery is None or gallery.visibility == Visibility.PRIVATE:
+        raise AccessDenied("This gallery needs its code.")
+    check_available(gallery)
+    _identity(gallery, name, email)
+    return gallery, _enter(request, gallery, name, email)
+
+
+def leave(request: HttpRequest) -> None:
+    request.session.pop(SESSION_KEY, None)
+
+
+def session_visitor(request: HttpRequest, gallery_id: Any) -> tuple[Gallery, Visitor]:
+    """The gallery and visitor of this portal session, or an error that says
+    what to do. Runs before any studio scope exists."""
+    entry = request.session.get(SESSION_KEY) or {}
+    if entry.get("gallery") != str(gallery_id):
+        raise SessionRequired()
+    with unscoped():  # the session names the gallery; checked against the URL above
+        gallery = Gallery.objects.select_related("studio").filter(pk=gallery_id, studio__is_active=True).first()
+        visitor = Visitor.objects.filter(pk=entry.get("visitor"), gallery_id=gallery_id).first() if gallery else None
+    if gallery is None or visitor is None:
+        leave(request)
+        raise SessionRequired()
+    if entry.get("v") != gallery.access_version:
+        leave(request)
+        raise SessionRequired("The studio changed this gallery's access. Enter the code again.")
+    check_available(gallery)
+    return gallery, visitor
+
+
+def touch(visitor: Visitor) -> None:
+    """last_seen_at, at most once a minute: not a write per request."""
+    now = timezone.now()
+    if (now - visitor.last_seen_at).total_seconds() > 60:
+        Visitor.objects.filter(pk=visitor.pk).update(last_seen_at=now)

@@ -1,0 +1,364 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from galleries.models import (
+    Asset,
+    AssetStatus,
+    DownloadPermission,
+    Folder,
+    Gallery,
+    Selection,
+    UploadBatch,
+    Visitor,
+)
+from studio.api.fields import StudioObjectField, StudioObjectsField
+from teams.models import Membership, Team
+
+VARIANTS = ("thumb", "medium", "large", "original")
+
+
+def _media_urls(asset: Asset, route: str, kwargs: dict[str, Any], *, originals: bool) -> dict[str, str | None]:
+    urls: dict[str, str | None] = {}
+    for variant in VARIANTS:
+        available = originals if variant == "original" else variant in (asset.derivatives or {})
+        urls[variant] = reverse(route, kwargs={**kwargs, "pk": asset.pk, "variant": variant}) if available else None
+    return urls
+
+
+_URLS_SCHEMA = {
+    "type": "object",
+    "properties": {v: {"type": "string", "nullable": True} for v in VARIANTS},
+    "description": "Links that check access, then redirect to a short-lived URL of the file.",
+}
+
+
+# --- staff ---------------------------------------------------------------------------------------
+
+
+class GallerySerializer(serializers.ModelSerializer):
+    pin = serializers.RegexField(
+        r"^\d{4,8}$", write_only=True, required=False, allow_blank=True, help_text="4-8 digits; empty removes it."
+    )
+    has_pin = serializers.BooleanField(read_only=True)
+    access_code = serializers.CharField(max_length=32, required=False, help_text="Generated if omitted.")
+    assigned_members = StudioObjectsField(model=Membership, required=False)
+    assigned_team = StudioObjectField(model=Team, required=False, allow_null=True)
+    cover = serializers.UUIDField(source="cover_id", read_only=True, allow_null=True)
+    asset_count = serializers.IntegerField(read_only=True, default=None)
+
+    class Meta:
+        model = Gallery
+        fields = [
+            "id",
+            "title",
+            "client_name",
+            "client_email",
+            "event_date",
+            "status",
+            "access_code",
+            "pin",
+            "has_pin",
+            "expires_at",
+            "visibility",
+            "cover",
+            "download_permission",
+            "selection_limit",
+            "ask_visitor_identity",
+            "assigned_members",
+            "assigned_team",
+            "asset_count",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "status", "has_pin", "cover", "asset_count", "created_at", "updated_at"]
+
+    def validate_selection_limit(self, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise serializers.ValidationError("At least 1 (or empty for no limit).")
+        return value
+
+
+class RotateCodeSerializer(serializers.Serializer):
+    access_code = serializers.CharField(
+        max_length=32, required=False, allow_blank=True, help_text="Generated if empty."
+    )
+
+
+class SetCoverSerializer(serializers.Serializer):
+    asset = StudioObjectField(model=Asset, allow_null=True)
+
+
+class AssetIdsSerializer(serializers.Serializer):
+    assets = StudioObjectsField(model=Asset, max_length=1000, help_text="Asset ids of this gallery.")
+
+    def validate_assets(self, assets: list[Asset]) -> list[Asset]:
+        gallery = self.context["gallery"]
+        foreign = [str(a.pk) for a in assets if a.gallery_id != gallery.pk]
+        if foreign:
+            raise serializers.ValidationError(f"Unknown ids: {', '.join(foreign)}.")
+        return assets
+
+
+class OptionalAssetIdsSerializer(AssetIdsSerializer):
+    assets = StudioObjectsField(model=Asset, max_length=1000, required=False, help_text="Default: every ready asset.")
+
+
+class StaffAssetSerializer(serializers.ModelSerializer):
+    urls = serializers.SerializerMethodField()
+    average_stars = serializers.FloatField(read_only=True, default=None)
+    rating_count = serializers.IntegerField(read_only=True, default=0)
+    trashed = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Asset
+        fields = [
+            "id",
+            "original_filename",
+            "status",
+            "failure_reason",
+            "size",
+            "content_type",
+            "sha256",
+            "width",
+            "height",
+            "captured_at",
+            "sort_order",
+            "trashed",
+            "average_stars",
+            "rating_count",
+            "urls",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(_URLS_SCHEMA)
+    def get_urls(self, asset: Asset) -> dict[str, str | None]:
+        kwargs = {"studio_slug": self.context["studio"].slug, "gallery_pk": asset.gallery_id}
+        return _media_urls(asset, "api:gallery-asset-media", kwargs, originals=asset.status != AssetStatus.FAILED)
+
+    def get_trashed(self, asset: Asset) -> bool:
+        return asset.trashed_at is not None
+
+
+class FileRequestSerializer(serializers.Serializer):
+    filename = serializers.CharField(max_length=255)
+    size = serializers.IntegerField(min_value=1)
+    content_type = serializers.CharField(max_length=100)
+    sha256 = serializers.RegexField(r"^[0-9a-f]{64}$", required=False, allow_blank=True, help_text="Lower-case hex.")
+
+
+class PresignRequestSerializer(serializers.Serializer):
+    files = FileRequestSerializer(many=True, allow_empty=False)
+
+    def validate_files(self, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if len(files) > settings.UPLOAD_BATCH_MAX_FILES:
+            raise serializers.ValidationError(f"At most {settings.UPLOAD_BATCH_MAX_FILES} files per batch.")
+        return files
+
+
+class UploadTargetSerializer(serializers.Serializer):
+    asset = serializers.UUIDField()
+    filename = serializers.CharField()
+    method = serializers.CharField(default="POST")
+    url = serializers.CharField()
+    fields = serializers.DictField(
+        child=serializers.CharField(), help_text="Send as form fields, then the file as 'file'."
+    )
+    expires_at = serializers.DateTimeField()
+
+
+class RejectedFileSerializer(serializers.Serializer):
+    filename = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class PresignResponseSerializer(serializers.Serializer):
+    batch = serializers.UUIDField()
+    targets = UploadTargetSerializer(many=True)
+    rejected = RejectedFileSerializer(many=True)
+
+
+class CompleteRequestSerializer(serializers.Serializer):
+    assets = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=1000)
+
+
+class FailedAssetSerializer(serializers.Serializer):
+    asset = serializers.UUIDField()
+    filename = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class CompleteResponseSerializer(serializers.Serializer):
+    processing = serializers.ListField(child=serializers.UUIDField())
+    failed = FailedAssetSerializer(many=True)
+    missing = serializers.ListField(child=serializers.UUIDField(), help_text="Not uploaded (yet).")
+
+
+class UploadBatchSerializer(serializers.ModelSerializer):
+    counts = serializers.DictField(child=serializers.IntegerField(), read_only=True)
+    failed = FailedAssetSerializer(many=True, read_only=True)
+    done = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = UploadBatch
+        fields = ["id", "created_at", "counts", "failed", "done"]
+        read_only_fields = fields
+
+
+class VisitorSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Visitor
+        fields = ["id", "name", "email", "created_at", "last_seen_at"]
+        read_only_fields = fields
+
+
+class VisitorStarsSerializer(serializers.Serializer):
+    visitor = serializers.UUIDField()
+    label = serializers.CharField()
+    stars = serializers.IntegerField()
+
+
+class AssetRatingsSerializer(serializers.ModelSerializer):
+    average_stars = serializers.FloatField(read_only=True, allow_null=True)
+    rating_count = serializers.IntegerField(read_only=True)
+    ratings = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Asset
+        fields = ["id", "original_filename", "average_stars", "rating_count", "ratings"]
+        read_only_fields = fields
+
+    @extend_schema_field(VisitorStarsSerializer(many=True))
+    def get_ratings(self, asset: Asset) -> list[dict[str, Any]]:
+        return [{"visitor": r.visitor_id, "label": str(r.visitor), "stars": r.stars} for r in asset.ratings.all()]
+
+
+class SelectionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Selection
+        fields = [
+            "id",
+            "status",
+            "finalized_by_label",
+            "finalized_at",
+            "reopened_at",
+            "asset_count",
+            "snapshot",
+        ]
+        read_only_fields = fields
+
+
+class FolderSerializer(serializers.ModelSerializer):
+    asset_count = serializers.IntegerField(read_only=True, default=0)
+
+    class Meta:
+        model = Folder
+        fields = ["id", "name", "sort_order", "asset_count", "created_at"]
+        read_only_fields = ["id", "sort_order", "asset_count", "created_at"]
+
+
+# --- portal (clients) -------------------------------------------------------------------------------
+
+
+class PortalAccessSerializer(serializers.Serializer):
+    studio = serializers.SlugField(help_text="The studio's slug, from the portal link.")
+    code = serializers.CharField(max_length=64)
+    pin = serializers.CharField(max_length=16, required=False, allow_blank=True)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    email = serializers.EmailField(required=False, allow_blank=True)
+
+
+class PortalOpenSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    email = serializers.EmailField(required=False, allow_blank=True)
+
+
+class PortalGallerySerializer(serializers.ModelSerializer):
+    studio = serializers.CharField(source="studio.name")
+    cover = serializers.SerializerMethodField()
+    selection = serializers.SerializerMethodField()
+    can_download = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Gallery
+        fields = [
+            "id",
+            "title",
+            "studio",
+            "client_name",
+            "event_date",
+            "expires_at",
+            "cover",
+            "download_permission",
+            "can_download",
+            "selection_limit",
+            "selection",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field({"type": "string", "nullable": True})
+    def get_cover(self, gallery: Gallery) -> str | None:
+        if not gallery.cover_id:
+            return None
+        return reverse(
+            "api:portal-asset-media", kwargs={"gallery_pk": gallery.pk, "pk": gallery.cover_id, "variant": "large"}
+        )
+
+    @extend_schema_field({"type": "string", "enum": ["open", "finalized"]})
+    def get_selection(self, gallery: Gallery) -> str:
+        return "finalized" if self.context.get("finalized") else "open"
+
+    def get_can_download(self, gallery: Gallery) -> bool:
+        return gallery.download_permission != DownloadPermission.NONE
+
+
+class PortalAssetSerializer(serializers.ModelSerializer):
+    filename = serializers.CharField(source="original_filename")
+    stars = serializers.IntegerField(source="my_stars", read_only=True, allow_null=True, help_text="Your rating.")
+    folders = serializers.SerializerMethodField()
+    trashed = serializers.SerializerMethodField()
+    urls = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Asset
+        fields = ["id", "filename", "width", "height", "captured_at", "stars", "folders", "trashed", "urls"]
+        read_only_fields = fields
+
+    def get_folders(self, asset: Asset) -> list[str]:
+        return [str(p.folder_id) for p in asset.placements.all()]
+
+    def get_trashed(self, asset: Asset) -> bool:
+        return asset.trashed_at is not None
+
+    @extend_schema_field(_URLS_SCHEMA)
+    def get_urls(self, asset: Asset) -> dict[str, str | None]:
+        gallery = self.context["gallery"]
+        originals = gallery.download_permission == DownloadPermission.ORIGINALS
+        return _media_urls(asset, "api:portal-asset-media", {"gallery_pk": gallery.pk}, originals=originals)
+
+
+class RatingSerializer(serializers.Serializer):
+    stars = serializers.IntegerField(min_value=1, max_value=5)
+
+
+class BulkRatingItemSerializer(serializers.Serializer):
+    asset = serializers.UUIDField()
+    stars = serializers.IntegerField(min_value=1, max_value=5, allow_null=True, help_text="null clears.")
+
+
+class BulkRatingSerializer(serializers.Serializer):
+    ratings = BulkRatingItemSerializer(many=True, allow_empty=False, max_length=1000)
+
+
+class FolderOrderSerializer(serializers.Serializer):
+    folders = StudioObjectsField(model=Folder, help_text="Every folder id of the gallery, in the new order.")
+
+
+class MoveSerializer(AssetIdsSerializer):
+    to = StudioObjectField(model=Folder, help_text="The folder to move the assets into.")

@@ -1,0 +1,40 @@
+"""Staff routes, under /api/v1/studios/<studio_slug>/."""
+
+from django.urls import include, path, register_converter
+from rest_framework.routers import SimpleRouter
+
+from galleries.api import views
+
+
+class VariantConverter:
+    regex = "thumb|medium|large|original"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(VariantConverter, "variant")
+
+router = SimpleRouter(use_regex_path=False)
+router.register("galleries", views.GalleryViewSet, basename="gallery")
+
+nested = SimpleRouter(use_regex_path=False)
+nested.register("assets", views.AssetViewSet, basename="gallery-asset")
+nested.register("uploads", views.UploadBatchViewSet, basename="gallery-upload")
+nested.register("ratings", views.RatingSummaryViewSet, basename="gallery-rating")
+nested.register("selections", views.SelectionViewSet, basename="gallery-selection")
+nested.register("visitors", views.VisitorViewSet, basename="gallery-visitor")
+nested.register("folders", views.FolderViewSet, basename="gallery-folder")
+
+urlpatterns = [
+    *router.urls,
+    path(
+        "galleries/<uuid:gallery_pk>/assets/<uuid:pk>/media/<variant:variant>/",
+        views.AssetMediaView.as_view(),
+        name="gallery-asset-media",
+    ),
+    path("galleries/<uuid:gallery_pk>/", include(nested.urls)),
+]

@@ -1,0 +1,325 @@
+"""Staff API for galleries: /api/v1/studios/{studio_slug}/galleries/..."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Avg, Count, Prefetch, QuerySet
+from django.http import FileResponse, HttpResponse, HttpResponseRedirect
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from galleries import services
+from galleries.api.serializers import (
+    AssetIdsSerializer,
+    AssetRatingsSerializer,
+    CompleteRequestSerializer,
+    CompleteResponseSerializer,
+    FolderSerializer,
+    GallerySerializer,
+    MoveSerializer,
+    OptionalAssetIdsSerializer,
+    PresignRequestSerializer,
+    PresignResponseSerializer,
+    RotateCodeSerializer,
+    SelectionSerializer,
+    SetCoverSerializer,
+    StaffAssetSerializer,
+    UploadBatchSerializer,
+    VisitorSerializer,
+)
+from galleries.filtersets import GalleryFilterSet, StaffAssetFilterSet
+from galleries.media import media_response
+from galleries.models import Asset, AssetStatus, Folder, Gallery, Rating, Selection, UploadBatch, Visitor
+from studio.api.base import StudioAPIView, StudioViewSet
+
+GALLERY = ("gallery", Gallery)
+_WRITE = {"POST": "gallery:write", "PUT": "gallery:write", "PATCH": "gallery:write", "DELETE": "gallery:write"}
+
+
+@extend_schema(tags=["galleries"])
+class GalleryViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    StudioViewSet,
+):
+    """Galleries of the studio. Publishing, unpublishing, rotating the code and
+    deleting need gallery:admin; editing needs gallery:write."""
+
+    model = Gallery
+    serializer_class = GallerySerializer
+    filterset_class = GalleryFilterSet
+    scope_map = {"GET": "gallery:read", **_WRITE, "DELETE": "gallery:admin"}
+    action_scopes = {
+        "publish": "gallery:admin",
+        "unpublish": "gallery:admin",
+        "rotate_code": "gallery:admin",
+        "set_cover": "gallery:write",
+        "reopen_selection": "gallery:admin",
+        "regenerate": "gallery:write",
+    }
+
+    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+        return queryset.annotate(asset_count=Count("assets")).prefetch_related("assigned_members")
+
+    def _fields(self, data: dict[str, Any]) -> dict[str, Any]:
+        data = dict(data)
+        if "pin" in data:
+            data["pin"] = data["pin"] or ""
+        return data
+
+    def perform_create(self, serializer: GallerySerializer) -> None:
+        serializer.instance = services.gallery_create(**self._fields(serializer.validated_data))
+
+    def perform_update(self, serializer: GallerySerializer) -> None:
+        data = self._fields(serializer.validated_data)
+        code = data.pop("access_code", None)
+        gallery = serializer.instance
+        if code is not None and services.normalise_code(code) != gallery.access_code:
+            services.gallery_rotate_code(gallery=gallery, access_code=code)
+        serializer.instance = services.gallery_update(gallery=gallery, **data)
+
+    def perform_destroy(self, instance: Gallery) -> None:
+        services.gallery_delete(gallery=instance)
+
+    def _respond(self, gallery: Gallery) -> Response:
+        return Response(self.get_serializer(self.get_queryset().get(pk=gallery.pk)).data)
+
+    @extend_schema(request=None, responses=GallerySerializer)
+    @action(detail=True, methods=["post"])
+    def publish(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._respond(services.gallery_publish(gallery=self.get_object()))
+
+    @extend_schema(request=None, responses=GallerySerializer)
+    @action(detail=True, methods=["post"])
+    def unpublish(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Back to draft: every client session and media link stops working."""
+        return self._respond(services.gallery_unpublish(gallery=self.get_object()))
+
+    @extend_schema(request=RotateCodeSerializer, responses=GallerySerializer)
+    @action(detail=True, methods=["post"], url_path="rotate-code")
+    def rotate_code(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = RotateCodeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        gallery = services.gallery_rotate_code(
+            gallery=self.get_object(), access_code=serializer.validated_data.get("access_code", "")
+        )
+        return self._respond(gallery)
+
+    @extend_schema(request=SetCoverSerializer, responses=GallerySerializer)
+    @action(detail=True, methods=["post"], url_path="set-cover")
+    def set_cover(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        gallery = self.get_object()
+        serializer = SetCoverSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        return self._respond(services.gallery_set_cover(gallery=gallery, asset=serializer.validated_data["asset"]))
+
+    @extend_schema(request=None, responses=SelectionSerializer)
+    @action(detail=True, methods=["post"], url_path="reopen-selection")
+    def reopen_selection(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Reopen the finalised selection: the client may change ratings and folders again."""
+        selection = services.selection_reopen(gallery=self.get_object(), user=request.user)
+        return Response(SelectionSerializer(selection).data)
+
+    @extend_schema(request=OptionalAssetIdsSerializer, responses={202: StaffAssetSerializer(many=True)})
+    @action(detail=True, methods=["post"], url_path="regenerate-derivatives")
+    def regenerate(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        gallery = self.get_object()
+        ctx = {**self.get_serializer_context(), "gallery": gallery}
+        serializer = OptionalAssetIdsSerializer(data=request.data, context=ctx)
+        serializer.is_valid(raise_exception=True)
+        assets = services.assets_regenerate(gallery=gallery, assets=serializer.validated_data.get("assets"))
+        return Response(StaffAssetSerializer(assets, many=True, context=ctx).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(tags=["galleries"])
+class AssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, StudioViewSet):
+    """A gallery's photos with their processing status and rating summary."""
+
+    model = Asset
+    parent_lookup = GALLERY
+    serializer_class = StaffAssetSerializer
+    filterset_class = StaffAssetFilterSet
+    scope_map = {"GET": "gallery:read", "DELETE": "gallery:write"}
+    ordering = ("sort_order", "created_at")
+
+    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+        return queryset.annotate(average_stars=Avg("ratings__stars"), rating_count=Count("ratings"))
+
+    def perform_destroy(self, instance: Asset) -> None:
+        services.asset_delete(asset=instance)
+
+
+@extend_schema(tags=["galleries"])
+class AssetMediaView(StudioAPIView):
+    """A photo's file: thumb, medium, large (WebP) or the original. Redirects
+    to a short-lived storage URL (or streams it on the embedded default)."""
+
+    model = Asset
+    parent_lookup = GALLERY
+    scope_map = {"GET": "gallery:read"}
+
+    @extend_schema(
+        responses={
+            (302, "*/*"): OpenApiResponse(description="Redirect to the file"),
+            (200, "image/*"): OpenApiResponse(OpenApiTypes.BINARY),
+        }
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse | FileResponse | HttpResponseRedirect:
+        asset = self.get_object()
+        return media_response(asset, kwargs["variant"], download=request.query_params.get("download") == "1")
+
+
+@extend_schema(tags=["uploads"])
+class UploadBatchViewSet(mixins.RetrieveModelMixin, StudioViewSet):
+    """Uploads go straight to storage. POST asks for targets (up to 500 files),
+    the client POSTs each file to its target, then calls complete; GET shows
+    the batch's progress."""
+
+    model = UploadBatch
+    parent_lookup = GALLERY
+    serializer_class = UploadBatchSerializer
+    scope_map = {"GET": "gallery:read", "POST": "gallery:write"}
+
+    @extend_schema(request=PresignRequestSerializer, responses={201: PresignResponseSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = PresignRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        files = [services.FileRequest(**f) for f in serializer.validated_data["files"]]
+        result = services.upload_presign(gallery=self.gallery, files=files, user=request.user)
+        body = {
+            "batch": result.batch.pk,
+            "targets": [
+                {
+                    "asset": asset.pk,
+                    "filename": asset.original_filename,
+                    "method": "POST",
+                    "url": target.url,
+                    "fields": target.fields,
+                    "expires_at": target.expires_at,
+                }
+                for asset, target in result.accepted
+            ],
+            "rejected": result.rejected,
+        }
+        return Response(PresignResponseSerializer(body).data, status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        batch = self.get_object()
+        counts = services.batch_progress(batch)
+        failed = Asset.objects.filter(batch=batch, status=AssetStatus.FAILED).values_list(
+            "pk", "original_filename", "failure_reason"
+        )
+        batch.counts = counts
+        batch.failed = [{"asset": pk, "filename": name, "reason": reason} for pk, name, reason in failed]
+        batch.done = counts[AssetStatus.AWAITING_UPLOAD] == 0 and counts[AssetStatus.PROCESSING] == 0
+        return Response(UploadBatchSerializer(batch).data)
+
+    @extend_schema(request=CompleteRequestSerializer, responses=CompleteResponseSerializer)
+    @action(detail=True, methods=["post"])
+    def complete(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Check the uploaded files; broken ones are deleted and reported."""
+        serializer = CompleteRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.upload_complete(batch=self.get_object(), asset_ids=serializer.validated_data.get("assets"))
+        body = {
+            "processing": [a.pk for a in result.processing],
+            "failed": [
+                {"asset": a.pk, "filename": a.original_filename, "reason": reason} for a, reason in result.failed
+            ],
+            "missing": [a.pk for a in result.missing],
+        }
+        return Response(CompleteResponseSerializer(body).data)
+
+
+@extend_schema(tags=["galleries"])
+class RatingSummaryViewSet(mixins.ListModelMixin, StudioViewSet):
+    """Each photo's ratings by every visitor, and the average."""
+
+    model = Asset
+    parent_lookup = GALLERY
+    serializer_class = AssetRatingsSerializer
+    scope_map = {"GET": "gallery:read"}
+    ordering = ("sort_order", "created_at")
+
+    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+        return queryset.annotate(average_stars=Avg("ratings__stars"), rating_count=Count("ratings")).prefetch_related(
+            Prefetch("ratings", queryset=Rating.objects.select_related("visitor").order_by("created_at"))
+        )
+
+
+@extend_schema(tags=["galleries"])
+class SelectionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, StudioViewSet):
+    model = Selection
+    parent_lookup = GALLERY
+    serializer_class = SelectionSerializer
+    scope_map = {"GET": "gallery:read"}
+    ordering = "-finalized_at"
+
+
+@extend_schema(tags=["galleries"])
+class VisitorViewSet(mixins.ListModelMixin, StudioViewSet):
+    model = Visitor
+    parent_lookup = GALLERY
+    serializer_class = VisitorSerializer
+    scope_map = {"GET": "gallery:read"}
+
+
+@extend_schema(tags=["galleries"])
+class FolderViewSet(
+    mixins.ListModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, StudioViewSet
+):
+    """Folders of a gallery, made by staff (clients make theirs in the portal)."""
+
+    model = Folder
+    parent_lookup = GALLERY
+    serializer_class = FolderSerializer
+    scope_map = {"GET": "gallery:read", **_WRITE}
+    action_scopes = {"add_assets": "gallery:write", "remove_assets": "gallery:write", "move_assets": "gallery:write"}
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    ordering = ("sort_order", "created_at")
+
+    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+        return queryset.annotate(asset_count=Count("placements"))
+
+    def perform_create(self, serializer: FolderSerializer) -> None:
+        serializer.instance = services.folder_create(gallery=self.gallery, name=serializer.validated_data["name"])
+
+    def perform_update(self, serializer: FolderSerializer) -> None:
+        serializer.instance = services.folder_rename(folder=serializer.instance, name=serializer.validated_data["name"])
+
+    def perform_destroy(self, instance: Folder) -> None:
+        services.folder_delete(folder=instance)
+
+    def _assets(self, request: Request, serializer_class: type = AssetIdsSerializer) -> dict[str, Any]:
+        serializer = serializer_class(
+            data=request.data, context={**self.get_serializer_context(), "gallery": self.gallery}
+        )
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    @extend_schema(request=AssetIdsSerializer, responses={204: None})
+    @action(detail=True, methods=["post"], url_path="add")
+    def add_assets(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.placements_add(folder=self.get_object(), assets=self._assets(request)["assets"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=AssetIdsSerializer, responses={204: None})
+    @action(detail=True, methods=["post"], url_path="remove")
+    def remove_assets(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.placements_remove(folder=self.get_object(), assets=self._assets(request)["assets"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=MoveSerializer, responses={204: None})
+    @action(detail=True, methods=["post"], url_path="move")
+    def move_assets(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = self._assets(request, MoveSerializer)
+        services.placements_move(source=self.get_object(), target=data["to"], assets=data["assets"])
+        return Response(status=status.HTTP_204_NO_CONTENT)

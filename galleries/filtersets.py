@@ -1,0 +1,54 @@
+"""Filters are declared, never generated: generating one queries the default
+manager at import time, outside any studio scope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.db.models import Q, QuerySet
+
+from galleries.models import Asset, AssetStatus, Gallery, GalleryStatus, Visibility
+
+
+class GalleryFilterSet(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=GalleryStatus.choices)
+    visibility = django_filters.ChoiceFilter(choices=Visibility.choices)
+    q = django_filters.CharFilter(method="search", label="Title, client name or email contains")
+
+    class Meta:
+        model = Gallery
+        fields = ["status", "visibility", "q"]
+
+    def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(
+            Q(title__icontains=value) | Q(client_name__icontains=value) | Q(client_email__icontains=value)
+        )
+
+
+class StaffAssetFilterSet(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=AssetStatus.choices)
+    trashed = django_filters.BooleanFilter(field_name="trashed_at", lookup_expr="isnull", exclude=True)
+
+    class Meta:
+        model = Asset
+        fields = ["status", "trashed"]
+
+
+class PortalAssetFilterSet(django_filters.FilterSet):
+    min_stars = django_filters.NumberFilter(field_name="my_stars", lookup_expr="gte", label="Your rating at least")
+    unrated = django_filters.BooleanFilter(field_name="my_stars", lookup_expr="isnull", label="Not rated by you")
+    folder = django_filters.UUIDFilter(field_name="placements__folder", label="In this folder")
+    trashed = django_filters.BooleanFilter(method="filter_trashed", label="In the trash (default: false)")
+
+    class Meta:
+        model = Asset
+        fields = ["min_stars", "unrated", "folder", "trashed"]
+
+    def filter_trashed(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
+        return queryset  # applied in filter_queryset, where the default lives
+
+    def filter_queryset(self, queryset: QuerySet) -> Any:
+        queryset = super().filter_queryset(queryset)
+        trashed = self.form.cleaned_data.get("trashed")
+        return queryset.filter(trashed_at__isnull=not trashed)

@@ -1,0 +1,239 @@
+"""Object storage for gallery media, on S3 or the local filesystem.
+
+Both backends come from Django's ``STORAGES["default"]``: on S3 we use the
+boto3 client that django-storages built from the same settings as production
+(bucket, region, endpoint, credentials), so tests against an S3 endpoint
+exercise the real configuration. What Django's Storage API lacks (presigned
+POST policies, HEAD, ranged reads, overwriting a fixed key) is done here.
+
+Keys are laid out per studio and gallery::
+
+    studios/<studio>/galleries/<gallery>/originals/<asset>.<ext>
+    studios/<studio>/galleries/<gallery>/derivatives/<asset>/<size>.webp
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.core import signing
+from django.core.files.storage import FileSystemStorage, storages
+from django.urls import reverse
+from django.utils import timezone
+
+LOCAL_UPLOAD_SALT = "galleries.local-upload"
+
+
+class StorageError(Exception):
+    """A storage call failed in a way worth retrying (network, throttling, 5xx)."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    content_type: str
+
+
+@dataclass(frozen=True)
+class UploadTarget:
+    url: str
+    fields: dict[str, str]
+    expires_at: Any
+
+
+def original_key(asset: Any, extension: str) -> str:
+    return f"studios/{asset.studio_id}/galleries/{asset.gallery_id}/originals/{asset.pk}.{extension}"
+
+
+def derivative_key(asset: Any, size: str) -> str:
+    return f"studios/{asset.studio_id}/galleries/{asset.gallery_id}/derivatives/{asset.pk}/{size}.webp"
+
+
+class MediaStore:
+    """The operations gallery code needs, whatever the backend."""
+
+    def presigned_upload(self, key: str, *, size: int, content_type: str, ttl: int) -> UploadTarget:
+        raise NotImplementedError
+
+    def head(self, key: str) -> ObjectInfo | None:
+        raise NotImplementedError
+
+    def read_head(self, key: str, length: int) -> bytes:
+        raise NotImplementedError
+
+    def download(self, key: str, fileobj: IO[bytes]) -> str:
+        """Copy the object into ``fileobj``; return its SHA-256."""
+        raise NotImplementedError
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        raise NotImplementedError
+
+    def delete(self, keys: list[str]) -> None:
+        raise NotImplementedError
+
+    def media_url(self, key: str, *, ttl: int, filename: str | None = None) -> str:
+        """A short-lived URL the browser can fetch, handed out after our access
+        checks (S3 only: the local store streams the file itself)."""
+        raise NotImplementedError
+
+
+class _HashingWriter:
+    def __init__(self, target: IO[bytes]) -> None:
+        self.target = target
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.target.write(data)
+
+
+class S3MediaStore(MediaStore):
+    def __init__(self, storage: Any) -> None:
+        self.bucket = storage.bucket_name
+        self.client = storage.connection.meta.client
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self.client, method)(**kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if code in ("404", "NoSuchKey", "NotFound"):
+                raise FileNotFoundError(kwargs.get("Key")) from exc
+            if status >= 500 or code in ("SlowDown", "RequestTimeout", "Throttling"):
+                raise StorageError(f"S3 {method} failed: {code}") from exc
+            raise
+        except BotoCoreError as exc:  # connection errors, timeouts
+            raise StorageError(f"S3 {method} failed: {exc}") from exc
+
+    def presigned_upload(self, key: str, *, size: int, content_type: str, ttl: int) -> UploadTarget:
+        post = self.client.generate_presigned_post(
+            Bucket=self.bucket,
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", size, size]],
+            ExpiresIn=ttl,
+        )
+        return UploadTarget(post["url"], post["fields"], timezone.now() + timedelta(seconds=ttl))
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            meta = self._call("head_object", Bucket=self.bucket, Key=key)
+        except FileNotFoundError:
+            return None
+        return ObjectInfo(size=meta["ContentLength"], content_type=meta.get("ContentType", ""))
+
+    def read_head(self, key: str, length: int) -> bytes:
+        response = self._call("get_object", Bucket=self.bucket, Key=key, Range=f"bytes=0-{length - 1}")
+        return response["Body"].read()
+
+    def download(self, key: str, fileobj: IO[bytes]) -> str:
+        writer = _HashingWriter(fileobj)
+        response = self._call("get_object", Bucket=self.bucket, Key=key)
+        for chunk in response["Body"].iter_chunks(chunk_size=1024 * 1024):
+            writer.write(chunk)
+        return writer.digest.hexdigest()
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self._call(
+            "put_object",
+            Bucket=self.bucket,
+            Key=key,
+            Body=data,
+            ContentType=content_type,
+            CacheControl="private, max-age=31536000, immutable",
+        )
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys at most
+            chunk = keys[start : start + 1000]
+            self._call(
+                "delete_objects", Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
+            )
+
+    def media_url(self, key: str, *, ttl: int, filename: str | None = None) -> str:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if filename:
+            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl)
+
+
+class LocalMediaStore(MediaStore):
+    """The embedded default. Uploads go to a Django endpoint that applies the
+    same rules as an S3 POST policy (galleries.views.local_upload)."""
+
+    def __init__(self, storage: FileSystemStorage) -> None:
+        self.storage = storage
+
+    def _path(self, key: str) -> Path:
+        return Path(self.storage.path(key))
+
+    def presigned_upload(self, key: str, *, size: int, content_type: str, ttl: int) -> UploadTarget:
+        token = signing.dumps({"key": key, "size": size, "type": content_type}, salt=LOCAL_UPLOAD_SALT, compress=True)
+        # The policy rides in the URL, so the endpoint checks it before reading the body.
+        url = f"{settings.SITE_URL.rstrip('/')}{reverse('galleries:local-upload')}?{urlencode({'policy': token})}"
+        expires_at = timezone.now() + timedelta(seconds=ttl)
+        return UploadTarget(url, {"key": key, "Content-Type": content_type}, expires_at)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        meta = path.with_name(path.name + ".type")
+        return ObjectInfo(size=path.stat().st_size, content_type=meta.read_text() if meta.exists() else "")
+
+    def read_head(self, key: str, length: int) -> bytes:
+        with open(self._path(key), "rb") as fh:
+            return fh.read(length)
+
+    def download(self, key: str, fileobj: IO[bytes]) -> str:
+        writer = _HashingWriter(fileobj)
+        with open(self._path(key), "rb") as fh:
+            shutil.copyfileobj(fh, writer, 1024 * 1024)  # type: ignore[misc]
+        return writer.digest.hexdigest()
+
+    def write_upload(self, key: str, chunks: Iterator[bytes], content_type: str) -> int:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
+        with open(path, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+                written += len(chunk)
+        path.with_name(path.name + ".type").write_text(content_type)
+        return written
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)  # atomic: a reader never sees half a file
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            path = self._path(key)
+            for candidate in (path, path.with_name(path.name + ".type")):
+                candidate.unlink(missing_ok=True)
+
+    def open(self, key: str) -> IO[bytes]:
+        return open(self._path(key), "rb")
+
+
+def media_store() -> MediaStore:
+    storage = storages["default"]
+    if isinstance(storage, FileSystemStorage):
+        return LocalMediaStore(storage)
+    if hasattr(storage, "bucket_name") and hasattr(storage, "connection"):
+        return S3MediaStore(storage)
+    raise RuntimeError(f"Unsupported media storage {type(storage).__name__}")
