@@ -87,3 +87,120 @@ FACTORIES: dict[type[models.Model], Callable[[Studio], models.Model]] = {
     AuditEvent: audit_event,
     Studio: lambda s: s,
 }
+
+
+# --- galleries ------------------------------------------------------------------------------------
+
+
+def gallery(studio_: Studio, **fields: Any) -> Any:
+    from galleries import services as gallery_services
+
+    fields.setdefault("title", f"Gallery {_n()}")
+    with context.acting_as(TEST_ACTOR), studio_scope(studio_):
+        return gallery_services.gallery_create(**fields)
+
+
+def ready_asset(studio_: Studio, gallery_: Any = None, *, name: str | None = None, data: bytes | None = None) -> Any:
+    """A real, processed photo: the original is stored and the pipeline runs."""
+    import io
+
+    from PIL import Image
+
+    from galleries import services as gallery_services
+    from galleries.models import Asset, AssetStatus
+    from galleries.storage import media_store, original_key
+
+    gallery_ = gallery_ or gallery(studio_)
+    if data is None:
+        out = io.BytesIO()
+        n = _n()
+        Image.new("RGB", (64, 48), (n * 37 % 256, n * 91 % 256, n * 13 % 256)).save(out, "JPEG")
+        data = out.getvalue()
+    with context.acting_as(TEST_ACTOR), studio_scope(studio_):
+        asset = Asset(
+            studio=studio_,
+            gallery=gallery_,
+            original_filename=name or f"IMG_{_n():04d}.jpg",
+            content_type="image/jpeg",
+            size=len(data),
+            status=AssetStatus.PROCESSING,
+            sort_order=_n(),
+        )
+        asset.storage_key = original_key(asset, "jpg")
+        asset.save()
+        media_store().put(asset.storage_key, data, "image/jpeg")
+        return gallery_services.asset_process(asset_id=asset.pk)
+
+
+def upload_batch(studio_: Studio) -> Any:
+    from galleries.models import UploadBatch
+
+    g = gallery(studio_)
+    with studio_scope(studio_):
+        return UploadBatch.objects.create(studio=studio_, gallery=g)
+
+
+def visitor(studio_: Studio, gallery_: Any = None) -> Any:
+    from galleries.models import Visitor
+
+    gallery_ = gallery_ or gallery(studio_)
+    with studio_scope(studio_):
+        return Visitor.objects.create(studio=studio_, gallery=gallery_, name="Jo Client", email="jo@example.com")
+
+
+def rating(studio_: Studio) -> Any:
+    from galleries import services as gallery_services
+    from galleries.models import Rating
+
+    asset = ready_asset(studio_)
+    v = visitor(studio_, asset.gallery)
+    with context.acting_as(TEST_ACTOR), studio_scope(studio_):
+        gallery_services.ratings_set(gallery=asset.gallery, visitor=v, ratings=[(asset, 4)])
+        return Rating.objects.get(asset=asset, visitor=v)
+
+
+def folder(studio_: Studio, gallery_: Any = None, name: str | None = None) -> Any:
+    from galleries import services as gallery_services
+
+    gallery_ = gallery_ or gallery(studio_)
+    with context.acting_as(TEST_ACTOR), studio_scope(studio_):
+        return gallery_services.folder_create(gallery=gallery_, name=name or f"Folder {_n()}")
+
+
+def placement(studio_: Studio) -> Any:
+    from galleries import services as gallery_services
+    from galleries.models import Placement
+
+    asset = ready_asset(studio_)
+    f = folder(studio_, asset.gallery)
+    with context.acting_as(TEST_ACTOR), studio_scope(studio_):
+        gallery_services.placements_add(folder=f, assets=[asset])
+        return Placement.objects.get(folder=f, asset=asset)
+
+
+def selection(studio_: Studio) -> Any:
+    from galleries import services as gallery_services
+
+    r = rating(studio_)
+    with context.acting_as(TEST_ACTOR), studio_scope(studio_):
+        return gallery_services.selection_finalize(gallery=r.asset.gallery, visitor=r.visitor)
+
+
+def _register_gallery_factories() -> None:
+    from galleries.models import Asset, Folder, Gallery, Placement, Rating, Selection, UploadBatch, Visitor
+
+    FACTORIES.update(
+        {
+            Gallery: lambda s: gallery(s),
+            Asset: lambda s: ready_asset(s),
+            UploadBatch: upload_batch,
+            Visitor: lambda s: visitor(s),
+            Rating: rating,
+            Folder: lambda s: folder(s),
+            Placement: placement,
+            Selection: selection,
+        }
+    )
+
+
+_register_gallery_factories()

@@ -14,7 +14,9 @@ from studio.tenancy import studio_scope
 from tests import factories
 
 
-def jpeg(width: int = 640, height: int = 480, *, orientation: int = 1, colour: tuple[int, int, int] = (200, 80, 40)) -> bytes:
+def jpeg(
+    width: int = 640, height: int = 480, *, orientation: int = 1, colour: tuple[int, int, int] = (200, 80, 40)
+) -> bytes:
     image = Image.new("RGB", (width, height), colour)
     # Something that is not flat, so encoders do real work.
     for x in range(0, width, 16):
@@ -69,7 +71,7 @@ def post_to_target(target: dict[str, Any], data: bytes, content_type: str | None
     from urllib.parse import urlsplit
 
     url = target["url"]
-    if url.startswith("http://127.0.0.1:8000") or url.startswith("http://testserver"):
+    if url.startswith(("http://127.0.0.1:8000", "http://testserver")):
         path = urlsplit(url)
         client = APIClient()
         payload = {**target["fields"], "file": io.BytesIO(data)}
@@ -77,4 +79,9 @@ def post_to_target(target: dict[str, Any], data: bytes, content_type: str | None
         return client.post(f"{path.path}?{path.query}", payload, format="multipart")
     import requests
 
-    return requests.post(url, data=target["fields"], files={"file": ("upload", data, content_type or "application/octet-stream")}, timeout=30)
+    return requests.post(
+        url,
+        data=target["fields"],
+        files={"file": ("upload", data, content_type or "application/octet-stream")},
+        timeout=30,
+    )

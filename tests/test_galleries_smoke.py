@@ -1,7 +1,7 @@
 from galleries.models import Asset, AssetStatus
 from studio.tenancy import studio_scope
 from teams.roles import Role
-from tests.gallery_helpers import gallery_url, jpeg, make_gallery, upload
+from tests.gallery_helpers import gallery_url, jpeg, upload
 
 
 def test_local_round_trip(studio, owner, client_for, api, django_capture_on_commit_callbacks):
@@ -14,7 +14,12 @@ def test_local_round_trip(studio, owner, client_for, api, django_capture_on_comm
 
         gallery = Gallery.objects.get(pk=created.json()["id"])
     with django_capture_on_commit_callbacks(execute=True):
-        result = upload(client, studio, gallery, [("a.jpg", jpeg(), "image/jpeg"), ("b.jpg", jpeg(orientation=6, colour=(1, 2, 3)), "image/jpeg")])
+        result = upload(
+            client,
+            studio,
+            gallery,
+            [("a.jpg", jpeg(), "image/jpeg"), ("b.jpg", jpeg(orientation=6, colour=(1, 2, 3)), "image/jpeg")],
+        )
     assert len(result["processing"]) == 2, result
     with studio_scope(studio):
         assets = list(Asset.objects.filter(gallery=gallery))
@@ -30,11 +35,15 @@ def test_local_round_trip(studio, owner, client_for, api, django_capture_on_comm
     assert len(items) == 2
     thumb = api.get(items[0]["urls"]["thumb"])
     assert thumb.status_code == 200 and thumb["Content-Type"] == "image/webp"
-    rate = api.put(f"/api/v1/portal/galleries/{gallery.pk}/assets/{items[0]['id']}/rating/", {"stars": 5}, format="json")
+    rate = api.put(
+        f"/api/v1/portal/galleries/{gallery.pk}/assets/{items[0]['id']}/rating/", {"stars": 5}, format="json"
+    )
     assert rate.status_code == 204, rate.content
     final = api.post(f"/api/v1/portal/galleries/{gallery.pk}/selection/")
     assert final.status_code == 201, final.content
     assert final.json()["asset_count"] == 1
-    again = api.put(f"/api/v1/portal/galleries/{gallery.pk}/assets/{items[1]['id']}/rating/", {"stars": 3}, format="json")
+    again = api.put(
+        f"/api/v1/portal/galleries/{gallery.pk}/assets/{items[1]['id']}/rating/", {"stars": 3}, format="json"
+    )
     assert again.status_code == 409
     assert Role.OWNER
