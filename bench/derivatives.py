@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pyvips  # noqa: E402
 from PIL import Image, ImageChops, ImageOps, ImageStat  # noqa: E402
 
-from bench.synthetic import jpeg_bytes  # noqa: E402
 from galleries import imaging  # noqa: E402
+from galleries.demo_images import jpeg_bytes  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent.parent / "var" / "bench"
 QUALITY = 82

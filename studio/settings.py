@@ -291,7 +291,10 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "pyvips": {"level": "WARNING"},  # libvips narrates every resize at INFO
+    },
 }
 
 # --- Galleries ------------------------------------------------------------------------------

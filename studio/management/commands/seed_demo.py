@@ -10,6 +10,10 @@ from allauth.account.models import EmailAddress
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from galleries import services as gallery_services
+from galleries.demo_images import jpeg_bytes
+from galleries.models import Asset, AssetStatus, Gallery
+from galleries.storage import media_store, original_key
 from studio import context, services
 from studio.models import Studio, User
 from studio.tenancy import studio_scope
@@ -18,6 +22,8 @@ from teams.models import Membership, Team
 from teams.roles import Role
 
 DEMO_SLUG = "blakely"
+DEMO_GALLERY_CODE = "DEMO2025"
+DEMO_PHOTOS = 8
 DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "studio-demo-2026")
 DEMO_PEOPLE = [
     ("owner@demo.studio", "Blake Owner", Role.OWNER),
@@ -52,8 +58,10 @@ class Command(BaseCommand):
                         description="Extra hands for weddings and events.",
                         members=list(Membership.objects.filter(role__in=[Role.PHOTOGRAPHER, Role.ASSISTANT])),
                     )
+                gallery = self._gallery()
         self.stdout.write(self.style.SUCCESS(f"Demo studio '{studio.name}' is ready."))
         self.stdout.write(
+            f"\n  Client portal code  {DEMO_GALLERY_CODE} (gallery '{gallery.title}', studio '{DEMO_SLUG}')\n"
             "\n  Sign in at   http://127.0.0.1:8000/accounts/login/\n"
             f"  Email        {DEMO_PEOPLE[0][0]}\n"
             "               (other roles: admin@, photographer@, assistant@, viewer@demo.studio)\n"
@@ -61,6 +69,39 @@ class Command(BaseCommand):
             "  Admin        http://127.0.0.1:8000/admin/\n"
             "  API docs     http://127.0.0.1:8000/api/docs/\n"
         )
+
+    def _gallery(self) -> Gallery:
+        """A published gallery with a few generated photos, made by the real pipeline."""
+        gallery = Gallery.objects.filter(access_code=DEMO_GALLERY_CODE).first()
+        if gallery is None:
+            gallery = gallery_services.gallery_create(
+                title="Smith & Jones Wedding",
+                access_code=DEMO_GALLERY_CODE,
+                client_name="Sam Smith",
+                client_email="sam@example.com",
+                selection_limit=30,
+            )
+        missing = DEMO_PHOTOS - Asset.objects.filter(gallery=gallery).count()
+        for index in range(max(missing, 0)):
+            data = jpeg_bytes(1500, 1000, seed=100 + index, orientation=6 if index % 3 == 2 else 1, quality=88)
+            asset = Asset(
+                studio=gallery.studio,
+                gallery=gallery,
+                original_filename=f"DSC_{1001 + index}.jpg",
+                content_type="image/jpeg",
+                size=len(data),
+                status=AssetStatus.PROCESSING,
+                sort_order=index + 1,
+            )
+            asset.storage_key = original_key(asset, "jpg")
+            asset.save()
+            media_store().put(asset.storage_key, data, "image/jpeg")
+            gallery_services.asset_process(asset_id=asset.pk)
+        if gallery.cover_id is None:
+            first = Asset.objects.filter(gallery=gallery, status=AssetStatus.READY).order_by("sort_order").first()
+            gallery_services.gallery_set_cover(gallery=gallery, asset=first)
+        gallery_services.gallery_publish(gallery=gallery)
+        return gallery
 
     def _user(self, email: str, name: str) -> User:
         user = User.objects.filter(email=email).first() or User.objects.create_user(email=email, full_name=name)

@@ -1,5 +1,6 @@
-"""Synthetic photographic test images: gradients, noise and shapes, not flat
-colour, so encoders and decoders do realistic work. Deterministic per seed."""
+"""Synthetic photographic images for the demo gallery and the benchmarks:
+gradients, texture, grain and shapes, not flat colour, so encoders and
+decoders do realistic work. Deterministic per seed."""
 
 from __future__ import annotations
 

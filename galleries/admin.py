@@ -1,0 +1,284 @@
+"""Gallery admin: thumbnails, asset status, the selection, and the actions
+publish, unpublish and regenerate derivatives. Writes go through services,
+so they are audited like API calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html, format_html_join
+
+from galleries import services
+from galleries.models import Asset, AssetStatus, Gallery, Selection, SelectionStatus
+from studio.admin import StudioModelAdmin, has_scope
+from studio.errors import DomainError
+from teams.models import Team
+
+THUMBS_SHOWN = 24
+
+
+def thumb_url(asset: Asset) -> str | None:
+    if "thumb" not in (asset.derivatives or {}):
+        return None
+    try:
+        return reverse(
+            "api:gallery-asset-media",
+            kwargs={
+                "studio_slug": asset.studio.slug,
+                "gallery_pk": asset.gallery_id,
+                "pk": asset.pk,
+                "variant": "thumb",
+            },
+        )
+    except NoReverseMatch:
+        return None
+
+
+def thumb_tag(asset: Asset, height: int = 80) -> str:
+    url = thumb_url(asset)
+    if url is None:
+        return format_html('<span title="{}">{}</span>', asset.failure_reason, asset.get_status_display())
+    return format_html(
+        '<img src="{}" alt="{}" style="height:{}px;border-radius:3px" loading="lazy">', url, asset, height
+    )
+
+
+class GalleryForm(forms.ModelForm):
+    pin = forms.RegexField(
+        regex=r"^\d{4,8}$", required=False, help_text="4-8 digits. Leave empty to keep the current PIN."
+    )
+    remove_pin = forms.BooleanField(required=False)
+    # Declared here, filled per request in __init__: a model form would query
+    # the studio-scoped Team manager at import time, outside any scope.
+    assigned_team = forms.ModelChoiceField(queryset=Team._base_manager.none(), required=False)
+
+    class Meta:
+        model = Gallery
+        fields = [
+            "studio",
+            "title",
+            "client_name",
+            "client_email",
+            "event_date",
+            "access_code",
+            "expires_at",
+            "visibility",
+            "download_permission",
+            "selection_limit",
+            "ask_visitor_identity",
+            "assigned_team",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "assigned_team" in self.fields:
+            self.fields["assigned_team"].queryset = Team.objects.select_related("studio")
+        if "access_code" in self.fields:
+            self.fields["access_code"].required = False
+            self.fields["access_code"].help_text = "Generated when empty. Changing it signs every client out."
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        team = data.get("assigned_team")
+        studio = data.get("studio") or (self.instance.studio if self.instance.studio_id else None)
+        if team is not None and studio is not None and team.studio_id != studio.pk:
+            self.add_error("assigned_team", f"Not a team of {studio}.")
+        return data
+
+
+@admin.register(Gallery)
+class GalleryAdmin(StudioModelAdmin):
+    form = GalleryForm
+    read_scope = "gallery:read"
+    write_scope = "gallery:write"
+    list_display = [
+        "cover_thumb",
+        "title",
+        "client_name",
+        "status",
+        "visibility",
+        "asset_count",
+        "event_date",
+        "created_at",
+    ]
+    list_display_links = ["cover_thumb", "title"]
+    list_filter = ["status", "visibility", "download_permission"]
+    search_fields = ["title", "client_name", "client_email", "access_code"]
+    readonly_fields = ["status", "asset_summary", "recent_assets", "selection_summary"]
+    actions = ["publish", "unpublish", "regenerate_derivatives"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("cover", "cover__studio", "studio")
+            .annotate(n_assets=Count("assets", filter=Q(assets__status=AssetStatus.READY)))
+        )
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = [f for f in super().get_fields(request, obj) if f not in self.readonly_fields]
+        fields += ["pin", "remove_pin"] if obj is not None else ["pin"]
+        return [*fields, *(self.readonly_fields if obj is not None else [])]
+
+    @admin.display(description="Cover")
+    def cover_thumb(self, gallery: Gallery) -> str:
+        return thumb_tag(gallery.cover, 48) if gallery.cover else "–"
+
+    @admin.display(description="Photos", ordering="n_assets")
+    def asset_count(self, gallery: Gallery) -> int:
+        return gallery.n_assets
+
+    @admin.display(description="Photos by status")
+    def asset_summary(self, gallery: Gallery) -> str:
+        counts = dict(Asset.objects.filter(gallery=gallery).values_list("status").annotate(n=Count("pk")))
+        parts = [(label, counts.get(value, 0)) for value, label in AssetStatus.choices]
+        link = reverse("admin:galleries_asset_changelist") + f"?gallery__id__exact={gallery.pk}"
+        return format_html("{} · <a href='{}'>all photos</a>", format_html_join(" · ", "{}: {}", parts), link)
+
+    @admin.display(description=f"First {THUMBS_SHOWN} photos")
+    def recent_assets(self, gallery: Gallery) -> str:
+        assets = Asset.objects.filter(gallery=gallery).select_related("studio").order_by("sort_order")[:THUMBS_SHOWN]
+        return format_html_join(" ", "{}", ((thumb_tag(a),) for a in assets)) or "No photos yet."
+
+    @admin.display(description="Selection")
+    def selection_summary(self, gallery: Gallery) -> str:
+        live = Selection.objects.filter(gallery=gallery, status=SelectionStatus.FINALIZED).first()
+        if live is None:
+            return "Open: the client has not finalised."
+        names = ", ".join(row["filename"] for row in live.snapshot[:50])
+        more = f" and {live.asset_count - 50} more" if live.asset_count > 50 else ""
+        return format_html(
+            "<strong>Finalised</strong> by {} on {}: {} photos ({}{}).",
+            live.finalized_by_label,
+            live.finalized_at.strftime("%Y-%m-%d %H:%M"),
+            live.asset_count,
+            names,
+            more,
+        )
+
+    def save_model(self, request: HttpRequest, obj: Gallery, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        fields = {name: data[name] for name in services.GALLERY_FIELDS if name in data}
+        with self.write_scope_for(request, obj):
+            try:
+                if change:
+                    gallery = Gallery.objects.get(pk=obj.pk)
+                    if data.get("access_code") and services.normalise_code(data["access_code"]) != gallery.access_code:
+                        services.gallery_rotate_code(gallery=gallery, access_code=data["access_code"])
+                    extra = {"pin": ""} if data.get("remove_pin") else ({"pin": data["pin"]} if data.get("pin") else {})
+                    services.gallery_update(gallery=gallery, **fields, **extra)
+                else:
+                    created = services.gallery_create(
+                        access_code=data.get("access_code") or "", pin=data.get("pin") or "", **fields
+                    )
+                    obj.pk = created.pk
+            except DomainError as exc:
+                messages.error(request, exc.message)
+
+    def delete_model(self, request: HttpRequest, obj: Gallery) -> None:
+        with self.write_scope_for(request, obj):
+            services.gallery_delete(gallery=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for gallery in queryset:
+            self.delete_model(request, gallery)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return has_scope(request, "gallery:admin")
+
+    def has_publish_permission(self, request: HttpRequest) -> bool:
+        return has_scope(request, "gallery:admin")
+
+    @admin.action(description="Publish selected galleries", permissions=["publish"])
+    def publish(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for gallery in queryset:
+            with self.write_scope_for(request, gallery):
+                services.gallery_publish(gallery=gallery)
+        messages.success(request, f"Published {queryset.count()} galleries.")
+
+    @admin.action(description="Unpublish selected galleries (signs clients out)", permissions=["publish"])
+    def unpublish(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for gallery in queryset:
+            with self.write_scope_for(request, gallery):
+                services.gallery_unpublish(gallery=gallery)
+        messages.success(request, f"Unpublished {queryset.count()} galleries.")
+
+    @admin.action(description="Regenerate derivatives", permissions=["change"])
+    def regenerate_derivatives(self, request: HttpRequest, queryset: QuerySet) -> None:
+        total = 0
+        for gallery in queryset:
+            with self.write_scope_for(request, gallery):
+                total += len(services.assets_regenerate(gallery=gallery))
+        messages.success(request, f"Queued {total} photos for new derivatives.")
+
+
+@admin.register(Asset)
+class AssetAdmin(StudioModelAdmin):
+    read_scope = "gallery:read"
+    write_scope = "gallery:write"
+    list_display = ["thumb", "original_filename", "gallery", "status", "failure_reason", "size", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["original_filename", "sha256"]
+    list_select_related = ["gallery", "studio"]
+    list_per_page = 50
+    actions = ["regenerate_derivatives"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [f.name for f in Asset._meta.fields] + ["thumb"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # photos arrive through uploads
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        # The gallery page links here filtered by gallery; a gallery list filter
+        # would list every gallery of the studio.
+        return lookup == "gallery__id__exact" or super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description="Photo")
+    def thumb(self, asset: Asset) -> str:
+        return thumb_tag(asset, 60)
+
+    def delete_model(self, request: HttpRequest, obj: Asset) -> None:
+        with self.write_scope_for(request, obj):
+            services.asset_delete(asset=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for asset in queryset:
+            self.delete_model(request, asset)
+
+    @admin.action(description="Regenerate derivatives", permissions=["change"])
+    def regenerate_derivatives(self, request: HttpRequest, queryset: QuerySet) -> None:
+        by_gallery: dict[Any, list[Asset]] = {}
+        for asset in queryset.select_related("gallery"):
+            by_gallery.setdefault(asset.gallery, []).append(asset)
+        total = 0
+        for gallery, assets in by_gallery.items():
+            with self.write_scope_for(request, gallery):
+                total += len(services.assets_regenerate(gallery=gallery, assets=assets))
+        messages.success(request, f"Queued {total} photos for new derivatives.")
+
+
+@admin.register(Selection)
+class SelectionAdmin(StudioModelAdmin):
+    read_scope = "gallery:read"
+    write_scope = "gallery:admin"
+    list_display = ["gallery", "status", "asset_count", "finalized_by_label", "finalized_at", "reopened_at"]
+    list_filter = ["status"]
+    list_select_related = ["gallery", "studio"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [f.name for f in Selection._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
