@@ -131,7 +131,10 @@ class Asset(StudioOwnedModel, TimestampedModel):
         ]
         indexes = [
             models.Index(fields=["gallery", "sort_order", "created_at"], name="asset_gallery_order"),
-            models.Index(fields=["gallery", "status"], name="asset_gallery_status"),
+            # The client's list: ready photos of a gallery in order, read
+            # straight off this index up to the page's LIMIT (no sort of the
+            # whole gallery); also serves counts by status.
+            models.Index(fields=["gallery", "status", "sort_order", "created_at"], name="asset_gallery_status_order"),
         ]
 
     def __str__(self) -> str:

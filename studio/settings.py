@@ -253,6 +253,7 @@ REST_FRAMEWORK = {
         "anon": env.str("THROTTLE_ANON", default="60/min"),
         "user": env.str("THROTTLE_USER", default="1200/min"),
         "invitation_accept": "20/hour",
+        "portal": env.str("THROTTLE_PORTAL", default="3000/min"),
     },
     "PAGE_SIZE": 50,
     # Throttles key on the client address the same way the audit log does.

@@ -18,6 +18,7 @@ from django.shortcuts import get_object_or_404
 from rest_framework import exceptions, generics, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
+from rest_framework.throttling import SimpleRateThrottle
 
 from galleries import access
 from studio import context
@@ -31,10 +32,22 @@ class _CSRF(SessionAuthentication):
     pass
 
 
+class VisitorRateThrottle(SimpleRateThrottle):
+    """Per visitor, not per address: a gallery page loads a hundred thumbnails
+    through the media endpoint, and a family may share one address."""
+
+    scope = "portal"
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        visitor = getattr(view, "visitor", None)
+        return self.cache_format % {"scope": self.scope, "ident": visitor.pk} if visitor else None
+
+
 class PortalMixin:
     abstract: ClassVar[bool] = True
     model: ClassVar[type[models.Model]]
     authentication_classes: ClassVar[list[Any]] = []
+    throttle_classes: ClassVar[list[Any]] = [VisitorRateThrottle]
     lookup_value_converter = "uuid"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

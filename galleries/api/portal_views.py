@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -127,11 +127,21 @@ class PortalAssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Porta
     ordering = ("sort_order", "created_at")
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
-        return (
-            queryset.filter(status=AssetStatus.READY)
-            .annotate(my_stars=_my_stars(self.visitor))
-            .prefetch_related(Prefetch("placements", queryset=Placement.objects.only("asset_id", "folder_id")))
-        )
+        return queryset.filter(status=AssetStatus.READY).annotate(my_stars=_my_stars(self.visitor))
+
+    def paginate_queryset(self, queryset: QuerySet) -> list[Asset] | None:
+        page = super().paginate_queryset(queryset)
+        # The page's folders in one flat query: prefetching Placement models
+        # cost more than the rest of the request (bench/gallery_list.py).
+        folders: dict[Any, list[str]] = {}
+        rows = Placement.objects.filter(asset__in=page or []).order_by("folder__sort_order")
+        for asset_id, folder_id in rows.values_list("asset_id", "folder_id"):
+            folders.setdefault(asset_id, []).append(str(folder_id))
+        self.folders_by_asset = folders
+        return page
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "folders_by_asset": getattr(self, "folders_by_asset", None)}
 
     def _assets(self, request: Request, serializer_class: type = AssetIdsSerializer) -> dict[str, Any]:
         serializer = serializer_class(data=request.data, context=self.get_serializer_context())

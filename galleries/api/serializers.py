@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -23,12 +24,34 @@ from teams.models import Membership, Team
 VARIANTS = ("thumb", "medium", "large", "original")
 
 
-def _media_urls(asset: Asset, route: str, kwargs: dict[str, Any], *, originals: bool) -> dict[str, str | None]:
-    urls: dict[str, str | None] = {}
-    for variant in VARIANTS:
-        available = originals if variant == "original" else variant in (asset.derivatives or {})
-        urls[variant] = reverse(route, kwargs={**kwargs, "pk": asset.pk, "variant": variant}) if available else None
-    return urls
+_PLACEHOLDER = uuid.UUID(int=0)
+
+
+class MediaUrls:
+    """Media links for many assets, with one reverse() per list instead of
+    four per photo (reverse() dominated the time of a 100-photo page)."""
+
+    def __init__(self, route: str, kwargs: dict[str, Any]) -> None:
+        self.template = reverse(route, kwargs={**kwargs, "pk": _PLACEHOLDER, "variant": "thumb"})
+
+    def __call__(self, asset: Asset, *, originals: bool) -> dict[str, str | None]:
+        base = self.template.replace(str(_PLACEHOLDER), str(asset.pk))
+        derivatives = asset.derivatives or {}
+        return {
+            variant: base.replace("/thumb/", f"/{variant}/")
+            if (originals if variant == "original" else variant in derivatives)
+            else None
+            for variant in VARIANTS
+        }
+
+
+def _media_urls(serializer: serializers.Serializer, route: str, kwargs: dict[str, Any]) -> MediaUrls:
+    # Kept on the (list) serializer's context: built once per response.
+    key = f"media_urls:{route}:{sorted(kwargs.items())}"
+    cache = serializer.context.setdefault("_media_urls", {})
+    if key not in cache:
+        cache[key] = MediaUrls(route, kwargs)
+    return cache[key]
 
 
 _URLS_SCHEMA = {
@@ -140,7 +163,8 @@ class StaffAssetSerializer(serializers.ModelSerializer):
     @extend_schema_field(_URLS_SCHEMA)
     def get_urls(self, asset: Asset) -> dict[str, str | None]:
         kwargs = {"studio_slug": self.context["studio"].slug, "gallery_pk": asset.gallery_id}
-        return _media_urls(asset, "api:gallery-asset-media", kwargs, originals=asset.status != AssetStatus.FAILED)
+        urls = _media_urls(self, "api:gallery-asset-media", kwargs)
+        return urls(asset, originals=asset.status not in (AssetStatus.FAILED, AssetStatus.AWAITING_UPLOAD))
 
     def get_trashed(self, asset: Asset) -> bool:
         return asset.trashed_at is not None
@@ -331,7 +355,10 @@ class PortalAssetSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_folders(self, asset: Asset) -> list[str]:
-        return [str(p.folder_id) for p in asset.placements.all()]
+        by_asset = self.context.get("folders_by_asset")
+        if by_asset is not None:  # a list page fetched them in one query
+            return by_asset.get(asset.pk, [])
+        return [str(p.folder_id) for p in asset.placements.order_by("folder__sort_order")]
 
     def get_trashed(self, asset: Asset) -> bool:
         return asset.trashed_at is not None
@@ -340,7 +367,7 @@ class PortalAssetSerializer(serializers.ModelSerializer):
     def get_urls(self, asset: Asset) -> dict[str, str | None]:
         gallery = self.context["gallery"]
         originals = gallery.download_permission == DownloadPermission.ORIGINALS
-        return _media_urls(asset, "api:portal-asset-media", {"gallery_pk": gallery.pk}, originals=originals)
+        return _media_urls(self, "api:portal-asset-media", {"gallery_pk": gallery.pk})(asset, originals=originals)
 
 
 class RatingSerializer(serializers.Serializer):
