@@ -49,3 +49,4 @@ class Action(models.TextChoices):
     PLACEMENTS_REORDERED = "placements.reordered"
     SELECTION_FINALIZED = "selection.finalized"
     SELECTION_REOPENED = "selection.reopened"
+    UPLOADS_CLEANED_UP = "uploads.cleaned_up"

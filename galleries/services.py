@@ -798,3 +798,26 @@ def selection_reopen(*, gallery: Gallery, user: Any) -> Selection:
         action=Action.SELECTION_REOPENED, target=selection, before={"status": "finalized"}, after={"status": "reopened"}
     )
     return selection
+
+
+@transaction.atomic
+def uploads_cleanup(*, older_than: Any) -> int:
+    """Forget uploads that never completed (and failed ones) older than
+    ``older_than``: their rows go, and any bytes a client did send are
+    deleted. Runs in the current studio's scope."""
+    stale = list(
+        Asset.objects.filter(created_at__lt=older_than)
+        .filter(Q(status=AssetStatus.AWAITING_UPLOAD) | Q(status=AssetStatus.FAILED))
+        .only("pk", "storage_key", "derivatives", "gallery_id")
+    )
+    if not stale:
+        return 0
+    Gallery.objects.filter(cover__in=stale).update(cover=None)
+    Asset.objects.filter(pk__in=[a.pk for a in stale]).delete()
+    audit_record(
+        action=Action.UPLOADS_CLEANED_UP,
+        target_type="galleries.asset",
+        after={"assets": len(stale), "older_than": older_than.isoformat()},
+    )
+    _delete_objects_on_commit(_asset_keys(stale))
+    return len(stale)
