@@ -158,25 +158,36 @@ def open_with_code(
     if gallery is None:
         _count_failure(windows)
         raise AccessDenied()
-    if gallery.has_pin:
-        if not pin:
-            raise DomainError(
-                "This gallery also needs its PIN.", code="PIN_REQUIRED", fields={"pin": ["Enter the PIN."]}
-            )
-        if not gallery.check_pin(pin):
-            _count_failure(windows)
-            raise AccessDenied()
+    _check_pin(gallery, pin, windows)
     check_available(gallery)
     _identity(gallery, name, email)
     return gallery, _enter(request, gallery, name, email)
 
 
-def open_by_link(request: HttpRequest, *, gallery_id: Any, name: str = "", email: str = "") -> tuple[Gallery, Visitor]:
-    """Unlisted and public galleries open from their link, without a code."""
+def _check_pin(gallery: Gallery, pin: str, windows: list[_Window]) -> None:
+    if not gallery.has_pin:
+        return
+    if not pin:
+        raise DomainError("This gallery also needs its PIN.", code="PIN_REQUIRED", fields={"pin": ["Enter the PIN."]})
+    if not gallery.check_pin(pin):
+        _count_failure(windows)
+        raise AccessDenied()
+
+
+def open_by_link(
+    request: HttpRequest, *, gallery_id: Any, pin: str = "", name: str = "", email: str = ""
+) -> tuple[Gallery, Visitor]:
+    """Unlisted and public galleries open from their link, without a code,
+    but with the PIN when the studio set one (counted like wrong codes)."""
+    ip = client_ip(request)
+    _refuse_if_throttled(_windows(ip, None))
     with unscoped():  # the link is what names the gallery
         gallery = Gallery.objects.select_related("studio").filter(pk=gallery_id, studio__is_active=True).first()
     if gallery is None or gallery.visibility == Visibility.PRIVATE:
         raise AccessDenied("This gallery needs its code.")
+    windows = _windows(ip, gallery)
+    _refuse_if_throttled(windows)
+    _check_pin(gallery, pin, windows)
     check_available(gallery)
     _identity(gallery, name, email)
     return gallery, _enter(request, gallery, name, email)

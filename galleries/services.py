@@ -38,6 +38,7 @@ from galleries.models import (
     Selection,
     SelectionStatus,
     UploadBatch,
+    Visibility,
     Visitor,
 )
 from galleries.storage import derivative_key, media_store, original_key
@@ -146,6 +147,8 @@ def gallery_update(
     if pin is not _UNSET:
         gallery.pin_hash = _pin_hash(pin)
         gallery.access_version += 1  # a new PIN signs everyone out
+    if before["visibility"] != Visibility.PRIVATE and gallery.visibility == Visibility.PRIVATE:
+        gallery.access_version += 1  # sessions opened by link alone end
     _save_gallery(gallery)
     if assigned_members is not None:
         gallery.assigned_members.set(assigned_members)
@@ -505,7 +508,9 @@ def asset_process(*, asset_id: Any, force: bool = False) -> Asset | None:
 
 @transaction.atomic
 def assets_regenerate(*, gallery: Gallery, assets: list[Asset] | None = None) -> list[Asset]:
-    queryset = Asset.objects.filter(gallery=gallery, status=AssetStatus.READY)
+    # PROCESSING too: a photo whose task gave up (storage down past its
+    # retries) is otherwise stuck; re-running it is harmless (same keys).
+    queryset = Asset.objects.filter(gallery=gallery, status__in=[AssetStatus.READY, AssetStatus.PROCESSING])
     if assets is not None:
         queryset = queryset.filter(pk__in=[a.pk for a in assets])
     chosen = list(queryset)
@@ -682,6 +687,14 @@ def placements_move(*, source: Folder, target: Folder, assets: list[Asset], by_v
         _ensure_open(source.gallery)
     if source.gallery_id != target.gallery_id:
         raise DomainError("Both folders must be in the same gallery.", code="INVALID_FOLDER")
+    present = set(Placement.objects.filter(folder=source, asset__in=assets).values_list("asset_id", flat=True))
+    outside = [a for a in assets if a.pk not in present]
+    if outside:
+        raise DomainError(
+            "Some photos are not in the folder they would move from.",
+            code="NOT_IN_FOLDER",
+            fields={"assets": [f"Not in this folder: {a.pk}." for a in outside]},
+        )
     Placement.objects.filter(folder=source, asset__in=assets).delete()
     _append(target, assets)
     audit_record(action=Action.PLACEMENTS_MOVED, target=source, after={"to": str(target.pk), "assets": _ids(assets)})
@@ -733,21 +746,24 @@ def chosen_assets(gallery: Gallery) -> Any:
 
 def _selection_snapshot(gallery: Gallery, assets: list[Asset]) -> list[dict[str, Any]]:
     ids = [a.pk for a in assets]
-    stars: dict[Any, dict[str, int]] = {}
-    for rating in Rating.objects.filter(asset_id__in=ids).select_related("visitor"):
-        stars.setdefault(rating.asset_id, {})[str(rating.visitor)] = rating.stars
+    # Keyed by visitor id: labels repeat ("Anonymous visitor", same names).
+    stars: dict[Any, list[dict[str, Any]]] = {}
+    for rating in Rating.objects.filter(asset_id__in=ids).select_related("visitor").order_by("created_at"):
+        stars.setdefault(rating.asset_id, []).append(
+            {"visitor": str(rating.visitor_id), "label": str(rating.visitor), "stars": rating.stars}
+        )
     folders: dict[Any, list[str]] = {}
     for placement in Placement.objects.filter(asset_id__in=ids).select_related("folder").order_by("folder__sort_order"):
         folders.setdefault(placement.asset_id, []).append(placement.folder.name)
     rows = []
     for asset in assets:
-        given = stars.get(asset.pk, {})
+        given = stars.get(asset.pk, [])
         rows.append(
             {
                 "asset": str(asset.pk),
                 "filename": asset.original_filename,
                 "stars": given,
-                "average": round(sum(given.values()) / len(given), 2) if given else None,
+                "average": round(sum(r["stars"] for r in given) / len(given), 2) if given else None,
                 "folders": folders.get(asset.pk, []),
             }
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +29,7 @@ from django.core import signing
 from django.core.files.storage import FileSystemStorage, storages
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 
 LOCAL_UPLOAD_SALT = "galleries.local-upload"
 
@@ -100,21 +102,30 @@ class S3MediaStore(MediaStore):
         self.bucket = storage.bucket_name
         self.client = storage.connection.meta.client
 
-    def _call(self, method: str, **kwargs: Any) -> Any:
+    @contextmanager
+    def _errors(self, what: str, key: str | None = None) -> Iterator[None]:
+        """Map boto's errors to ours: missing -> FileNotFoundError; transient
+        (5xx, throttling, dropped connections, bodies cut short) -> StorageError,
+        which tasks retry. Wraps reading response bodies too: a connection can
+        drop after the headers arrived."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return getattr(self.client, method)(**kwargs)
+            yield
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             if code in ("404", "NoSuchKey", "NotFound"):
-                raise FileNotFoundError(kwargs.get("Key")) from exc
+                raise FileNotFoundError(key) from exc
             if status >= 500 or code in ("SlowDown", "RequestTimeout", "Throttling"):
-                raise StorageError(f"S3 {method} failed: {code}") from exc
+                raise StorageError(f"S3 {what} failed: {code}") from exc
             raise
-        except BotoCoreError as exc:  # connection errors, timeouts
-            raise StorageError(f"S3 {method} failed: {exc}") from exc
+        except BotoCoreError as exc:  # connection errors, timeouts, IncompleteRead
+            raise StorageError(f"S3 {what} failed: {exc}") from exc
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        with self._errors(method, kwargs.get("Key")):
+            return getattr(self.client, method)(**kwargs)
 
     def presigned_upload(self, key: str, *, size: int, content_type: str, ttl: int) -> UploadTarget:
         post = self.client.generate_presigned_post(
@@ -135,13 +146,15 @@ class S3MediaStore(MediaStore):
 
     def read_head(self, key: str, length: int) -> bytes:
         response = self._call("get_object", Bucket=self.bucket, Key=key, Range=f"bytes=0-{length - 1}")
-        return response["Body"].read()
+        with self._errors("read", key):
+            return response["Body"].read()
 
     def download(self, key: str, fileobj: IO[bytes]) -> str:
         writer = _HashingWriter(fileobj)
         response = self._call("get_object", Bucket=self.bucket, Key=key)
-        for chunk in response["Body"].iter_chunks(chunk_size=1024 * 1024):
-            writer.write(chunk)
+        with self._errors("download", key):
+            for chunk in response["Body"].iter_chunks(chunk_size=1024 * 1024):
+                writer.write(chunk)
         return writer.digest.hexdigest()
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
@@ -157,14 +170,18 @@ class S3MediaStore(MediaStore):
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys at most
             chunk = keys[start : start + 1000]
-            self._call(
+            response = self._call(
                 "delete_objects", Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
             )
+            # DeleteObjects answers 200 and lists the keys it could not delete.
+            failed = [error.get("Key") for error in response.get("Errors", [])]
+            if failed:
+                raise StorageError(f"S3 could not delete {len(failed)} object(s), e.g. {failed[0]}")
 
     def media_url(self, key: str, *, ttl: int, filename: str | None = None) -> str:
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if filename:
-            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+            params["ResponseContentDisposition"] = content_disposition_header(True, filename)
         return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl)
 
 

@@ -203,6 +203,9 @@ class PortalMediaView(PortalAPIView):
 
     model = Asset
 
+    def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(status=AssetStatus.READY)  # unchecked uploads are not the client's to see
+
     @extend_schema(
         responses={
             (302, "*/*"): OpenApiResponse(description="Redirect to the file"),
@@ -247,9 +250,9 @@ class PortalFolderViewSet(
         )
 
     def perform_update(self, serializer: FolderSerializer) -> None:
-        serializer.instance = services.folder_rename(
-            folder=serializer.instance, name=serializer.validated_data["name"], by_visitor=True
-        )
+        name = serializer.validated_data.get("name")
+        if name is not None:
+            serializer.instance = services.folder_rename(folder=serializer.instance, name=name, by_visitor=True)
 
     def perform_destroy(self, instance: Folder) -> None:
         services.folder_delete(folder=instance, by_visitor=True)

@@ -299,6 +299,7 @@ class PortalAccessSerializer(serializers.Serializer):
 
 
 class PortalOpenSerializer(serializers.Serializer):
+    pin = serializers.CharField(max_length=16, required=False, allow_blank=True, help_text="When the gallery has one.")
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     email = serializers.EmailField(required=False, allow_blank=True)
 

@@ -293,7 +293,9 @@ class FolderViewSet(
         serializer.instance = services.folder_create(gallery=self.gallery, name=serializer.validated_data["name"])
 
     def perform_update(self, serializer: FolderSerializer) -> None:
-        serializer.instance = services.folder_rename(folder=serializer.instance, name=serializer.validated_data["name"])
+        name = serializer.validated_data.get("name")
+        if name is not None:
+            serializer.instance = services.folder_rename(folder=serializer.instance, name=name)
 
     def perform_destroy(self, instance: Folder) -> None:
         services.folder_delete(folder=instance)
