@@ -28,6 +28,11 @@ from typing import Any
 
 from PIL import ExifTags, Image, UnidentifiedImageError
 
+# probe() applies our own, configurable limit (DERIVATIVE_MAX_PIXELS) with a
+# reason people understand; Pillow's fixed guard would raise an unexpected
+# DecompressionBombError above ~179 MP and cap the setting.
+Image.MAX_IMAGE_PIXELS = None
+
 # Libvips' own thread pool would fight Celery's prefork workers for cores:
 # one worker process per core, one thread per worker (see notes, pitfall 6).
 os.environ.setdefault("VIPS_CONCURRENCY", "1")
@@ -125,7 +130,8 @@ def probe(path: str, *, filename: str, max_pixels: int) -> ImageInfo:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageRejected("The image is damaged and cannot be read.") from exc
     orientation = int(exif.get(ExifTags.Base.Orientation, 1) or 1)
-    if orientation in (5, 6, 7, 8):
+    # Pillow reports a TIFF's size already oriented; other formats as stored.
+    if orientation in (5, 6, 7, 8) and sniffed != "TIFF":
         width, height = height, width
     return ImageInfo(sniffed, width, height, orientation, _captured_at(exif))
 

@@ -22,6 +22,7 @@ from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Max, Q, Sum
 from django.db.models.functions import Coalesce
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from audit.actions import Action
@@ -280,7 +281,7 @@ def _reject_reason(file: FileRequest) -> str | None:
     if file.size <= 0:
         return "The file is empty."
     if file.size > settings.UPLOAD_MAX_BYTES:
-        return f"The file is larger than {settings.UPLOAD_MAX_BYTES // (1024 * 1024)} MB."
+        return f"The file is larger than {filesizeformat(settings.UPLOAD_MAX_BYTES)}."
     return None
 
 
@@ -502,6 +503,7 @@ def asset_process(*, asset_id: Any, force: bool = False) -> Asset | None:
     except IntegrityError:  # a twin finished first (unique sha256 per gallery)
         with transaction.atomic():
             asset.refresh_from_db()
+            asset.derivatives = stored  # so _fail deletes what we just wrote too
             _fail(asset, "Duplicate of a photo already in this gallery.")
     return asset
 

@@ -172,7 +172,7 @@ class StaffAssetSerializer(serializers.ModelSerializer):
 
 class FileRequestSerializer(serializers.Serializer):
     filename = serializers.CharField(max_length=255)
-    size = serializers.IntegerField(min_value=1)
+    size = serializers.IntegerField(min_value=0, help_text="Bytes. An empty file is rejected on its own.")
     content_type = serializers.CharField(max_length=100)
     sha256 = serializers.RegexField(r"^[0-9a-f]{64}$", required=False, allow_blank=True, help_text="Lower-case hex.")
 
