@@ -17,6 +17,7 @@ from galleries import services
 from galleries.models import Asset, AssetStatus, Gallery, Selection, SelectionStatus
 from studio.admin import StudioModelAdmin, has_scope
 from studio.errors import DomainError
+from studio.tenancy import current_studio_or_none, unscoped
 from teams.models import Team
 
 THUMBS_SHOWN = 24
@@ -82,10 +83,26 @@ class GalleryForm(forms.ModelForm):
             self.fields["access_code"].required = False
             self.fields["access_code"].help_text = "Generated when empty. Changing it signs every client out."
 
+    def clean_access_code(self) -> str:
+        code = services.normalise_code(self.cleaned_data.get("access_code") or "")
+        if code and not services.CODE_RE.fullmatch(code):
+            raise forms.ValidationError("Use 4 to 32 letters and digits, e.g. SMITH2025.")
+        return code
+
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         team = data.get("assigned_team")
-        studio = data.get("studio") or (self.instance.studio if self.instance.studio_id else None)
+        studio = (
+            data.get("studio")
+            or (self.instance.studio if self.instance.studio_id else None)
+            or current_studio_or_none()
+        )
+        code = data.get("access_code")
+        if code and studio is not None:
+            with unscoped():  # the studio is explicit in the filter
+                taken = Gallery.objects.filter(studio=studio, access_code=code).exclude(pk=self.instance.pk).exists()
+            if taken:
+                self.add_error("access_code", f"Another gallery of {studio} uses {code}.")
         if team is not None and studio is not None and team.studio_id != studio.pk:
             self.add_error("assigned_team", f"Not a team of {studio}.")
         return data
@@ -122,8 +139,22 @@ class GalleryAdmin(StudioModelAdmin):
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = [f for f in super().get_fields(request, obj) if f not in self.readonly_fields]
+        if obj is not None and not has_scope(request, "gallery:admin"):
+            # Changing the code or PIN signs every client out: gallery:admin only.
+            fields = [f for f in fields if f != "access_code"]
+            return [*fields, "access_code_shown", *self.readonly_fields]
         fields += ["pin", "remove_pin"] if obj is not None else ["pin"]
         return [*fields, *(self.readonly_fields if obj is not None else [])]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None and not has_scope(request, "gallery:admin"):
+            readonly.append("access_code_shown")
+        return readonly
+
+    @admin.display(description="Access code")
+    def access_code_shown(self, gallery: Gallery) -> str:
+        return gallery.access_code
 
     @admin.display(description="Cover")
     def cover_thumb(self, gallery: Gallery) -> str:
@@ -168,8 +199,13 @@ class GalleryAdmin(StudioModelAdmin):
             try:
                 if change:
                     gallery = Gallery.objects.get(pk=obj.pk)
-                    if data.get("access_code") and services.normalise_code(data["access_code"]) != gallery.access_code:
-                        services.gallery_rotate_code(gallery=gallery, access_code=data["access_code"])
+                    code = data.get("access_code")
+                    if (
+                        code
+                        and services.normalise_code(code) != gallery.access_code
+                        and has_scope(request, "gallery:admin")
+                    ):
+                        services.gallery_rotate_code(gallery=gallery, access_code=code)
                     extra = {"pin": ""} if data.get("remove_pin") else ({"pin": data["pin"]} if data.get("pin") else {})
                     services.gallery_update(gallery=gallery, **fields, **extra)
                 else:

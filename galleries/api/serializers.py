@@ -73,7 +73,7 @@ class GallerySerializer(serializers.ModelSerializer):
     assigned_members = StudioObjectsField(model=Membership, required=False)
     assigned_team = StudioObjectField(model=Team, required=False, allow_null=True)
     cover = serializers.UUIDField(source="cover_id", read_only=True, allow_null=True)
-    asset_count = serializers.IntegerField(read_only=True, default=None)
+    asset_count = serializers.IntegerField(read_only=True, default=0)
 
     class Meta:
         model = Gallery

@@ -36,6 +36,8 @@ from galleries.filtersets import GalleryFilterSet, StaffAssetFilterSet
 from galleries.media import media_response
 from galleries.models import Asset, AssetStatus, Folder, Gallery, Rating, Selection, UploadBatch, Visitor
 from studio.api.base import StudioAPIView, StudioViewSet
+from studio.errors import Forbidden
+from teams.roles import scopes_for
 
 GALLERY = ("gallery", Gallery)
 _WRITE = {"POST": "gallery:write", "PUT": "gallery:write", "PATCH": "gallery:write", "DELETE": "gallery:write"}
@@ -82,7 +84,11 @@ class GalleryViewSet(
         data = self._fields(serializer.validated_data)
         code = data.pop("access_code", None)
         gallery = serializer.instance
-        if code is not None and services.normalise_code(code) != gallery.access_code:
+        rotating = code is not None and services.normalise_code(code) != gallery.access_code
+        if (rotating or "pin" in data) and "gallery:admin" not in scopes_for(self.membership.role):
+            # Both sign every client out: the same scope as rotate-code/.
+            raise Forbidden("Changing the code or PIN needs the gallery:admin scope.", code="PERMISSION_DENIED")
+        if rotating:
             services.gallery_rotate_code(gallery=gallery, access_code=code)
         serializer.instance = services.gallery_update(gallery=gallery, **data)
 
