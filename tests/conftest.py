@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -26,11 +27,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def _isolated(settings, tmp_path) -> None:
     # Throttle counters must not leak between tests. The in-memory cache is
-    # cleared; on Redis, keys are prefixed per xdist worker but outlive a run
-    # (clearing would flush other workers' keys), so throttle tests use fresh
-    # client addresses and users instead.
+    # cleared; on Redis each test gets its own key prefix (flushing would wipe
+    # other workers' keys), and the keys expire with their throttle windows.
     if "locmem" in settings.CACHES["default"]["BACKEND"].lower():
         cache.clear()
+    else:
+        settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
     settings.CELERY_TASK_ALWAYS_EAGER = True
     # Real hashers cost ~100 ms per user; tests create hundreds of users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
