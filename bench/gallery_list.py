@@ -1,6 +1,7 @@
 """Listing a page of a big gallery: request time against the bare SQL.
 
     .venv/bin/python bench/gallery_list.py [--assets 10000] [--page-size 100] [--requests 60]
+    createdb -h 127.0.0.1 -U postgres bench_list   # once
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_list .venv/bin/python bench/gallery_list.py
 
 Builds (once per database) a studio with a 10,000-photo gallery, a visitor
