@@ -1,16 +1,13 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
 from audit.models import AuditEvent
-from studio.admin import StudioModelAdmin
+from studio.admin import ReadOnlyStudioModelAdmin
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(StudioModelAdmin):
+class AuditEventAdmin(ReadOnlyStudioModelAdmin):
     """Read-only: the log is append-only everywhere, the admin included."""
 
     read_scope = "audit:read"
@@ -20,15 +17,3 @@ class AuditEventAdmin(StudioModelAdmin):
     search_fields = ["actor_label", "target_id", "target_label", "request_id"]
     date_hierarchy = "created_at"
     ordering = ["-created_at", "-seq"]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

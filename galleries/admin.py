@@ -15,7 +15,7 @@ from django.utils.html import format_html, format_html_join
 
 from galleries import services
 from galleries.models import Asset, AssetStatus, Gallery, Selection, SelectionStatus
-from studio.admin import StudioModelAdmin, has_scope
+from studio.admin import ReadOnlyStudioModelAdmin, StudioModelAdmin, has_scope
 from studio.errors import DomainError
 from studio.tenancy import current_studio_or_none, unscoped
 from teams.models import Team
@@ -84,10 +84,11 @@ class GalleryForm(forms.ModelForm):
             self.fields["access_code"].help_text = "Generated when empty. Changing it signs every client out."
 
     def clean_access_code(self) -> str:
-        code = services.normalise_code(self.cleaned_data.get("access_code") or "")
-        if code and not services.CODE_RE.fullmatch(code):
-            raise forms.ValidationError("Use 4 to 32 letters and digits, e.g. SMITH2025.")
-        return code
+        code = self.cleaned_data.get("access_code") or ""
+        try:
+            return services.validate_access_code(code) if code else ""
+        except DomainError as exc:
+            raise forms.ValidationError(exc.fields["access_code"]) from exc
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -300,21 +301,9 @@ class AssetAdmin(StudioModelAdmin):
 
 
 @admin.register(Selection)
-class SelectionAdmin(StudioModelAdmin):
+class SelectionAdmin(ReadOnlyStudioModelAdmin):
     read_scope = "gallery:read"
     write_scope = "gallery:admin"
     list_display = ["gallery", "status", "asset_count", "finalized_by_label", "finalized_at", "reopened_at"]
     list_filter = ["status"]
     list_select_related = ["gallery", "studio"]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return [f.name for f in Selection._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -43,7 +43,7 @@ from galleries.models import (
     Visitor,
 )
 from galleries.storage import derivative_key, media_store, original_key
-from studio.errors import Conflict, DomainError
+from studio.errors import Conflict, DomainError, save_or_conflict
 from studio.models import Studio
 from studio.tenancy import current_studio
 
@@ -80,7 +80,8 @@ def generate_access_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
 
 
-def _validate_code(code: str) -> str:
+def validate_access_code(code: str) -> str:
+    """The normalised code, or a DomainError saying what a code looks like."""
     code = normalise_code(code)
     if not CODE_RE.fullmatch(code):
         raise DomainError(
@@ -107,15 +108,12 @@ def _gallery_snapshot(gallery: Gallery) -> dict[str, Any]:
 
 
 def _save_gallery(gallery: Gallery) -> None:
-    try:
-        with transaction.atomic():
-            gallery.save()
-    except IntegrityError as exc:
-        raise Conflict(
-            f"Another gallery uses the code {gallery.access_code}.",
-            code="ACCESS_CODE_TAKEN",
-            fields={"access_code": ["Already in use in this studio."]},
-        ) from exc
+    conflict = Conflict(
+        f"Another gallery uses the code {gallery.access_code}.",
+        code="ACCESS_CODE_TAKEN",
+        fields={"access_code": ["Already in use in this studio."]},
+    )
+    save_or_conflict(gallery, conflict)
 
 
 @transaction.atomic
@@ -123,7 +121,7 @@ def gallery_create(
     *, title: str, access_code: str = "", pin: str = "", assigned_members: list[Any] | None = None, **fields: Any
 ) -> Gallery:
     gallery = Gallery(studio=current_studio(), title=title, **fields)
-    gallery.access_code = _validate_code(access_code) if access_code else generate_access_code()
+    gallery.access_code = validate_access_code(access_code) if access_code else generate_access_code()
     gallery.pin_hash = _pin_hash(pin)
     _save_gallery(gallery)
     if assigned_members:
@@ -186,7 +184,7 @@ def gallery_unpublish(*, gallery: Gallery, archive: bool = False) -> Gallery:
 @transaction.atomic
 def gallery_rotate_code(*, gallery: Gallery, access_code: str = "") -> Gallery:
     before = {"access_code": gallery.access_code}
-    gallery.access_code = _validate_code(access_code) if access_code else generate_access_code()
+    gallery.access_code = validate_access_code(access_code) if access_code else generate_access_code()
     gallery.access_version += 1
     _save_gallery(gallery)
     audit_record(
@@ -587,15 +585,10 @@ def ratings_set(*, gallery: Gallery, visitor: Visitor, ratings: list[tuple[Asset
 
 
 def _save_folder(folder: Folder) -> None:
-    try:
-        with transaction.atomic():
-            folder.save()
-    except IntegrityError as exc:
-        raise Conflict(
-            f"There is already a folder named '{folder.name}'.",
-            code="DUPLICATE_NAME",
-            fields={"name": ["Already in use."]},
-        ) from exc
+    conflict = Conflict(
+        f"There is already a folder named '{folder.name}'.", code="DUPLICATE_NAME", fields={"name": ["Already in use."]}
+    )
+    save_or_conflict(folder, conflict)
 
 
 @transaction.atomic

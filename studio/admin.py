@@ -83,6 +83,22 @@ class StudioModelAdmin(admin.ModelAdmin):
             yield studio
 
 
+class ReadOnlyStudioModelAdmin(StudioModelAdmin):
+    """For records nobody edits by hand (audit events, frozen selections)."""
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Studio)
 class StudioAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "timezone", "is_active", "created_at"]

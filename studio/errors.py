@@ -67,6 +67,20 @@ class Conflict(DomainError):
     default_message = "The request conflicts with the current state."
 
 
+def save_or_conflict(instance: Any, conflict: Conflict) -> None:
+    """Save ``instance``; if a unique constraint refuses it, raise ``conflict``.
+
+    The database decides (race-free); the savepoint keeps the surrounding
+    transaction usable after the refused INSERT/UPDATE."""
+    from django.db import IntegrityError, transaction
+
+    try:
+        with transaction.atomic():
+            instance.save()
+    except IntegrityError as exc:
+        raise conflict from exc
+
+
 class Forbidden(DomainError):
     code = "PERMISSION_DENIED"
     status_code = status.HTTP_403_FORBIDDEN

@@ -7,14 +7,14 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from audit.actions import Action
 from audit.models import AuditChainHead
 from audit.services import audit_record, chain_for, snapshot
-from studio.errors import Conflict
+from studio.errors import Conflict, save_or_conflict
 from studio.models import ApiToken, Studio, hash_token
 from studio.tenancy import studio_scope
 
@@ -32,11 +32,9 @@ def studio_create(
     slug = slug or slugify(name)[:50]
     studio = Studio(name=name, slug=slug, timezone=timezone_name, contact_email=contact_email)
     studio.full_clean(validate_unique=False)  # the unique index decides, race-free
-    try:
-        with transaction.atomic():
-            studio.save()
-    except IntegrityError as exc:
-        raise Conflict(f"The slug '{slug}' is taken.", code="SLUG_TAKEN", fields={"slug": ["Already in use."]}) from exc
+    save_or_conflict(
+        studio, Conflict(f"The slug '{slug}' is taken.", code="SLUG_TAKEN", fields={"slug": ["Already in use."]})
+    )
     AuditChainHead.objects.create(chain=chain_for(studio))
     with studio_scope(studio):
         audit_record(

@@ -9,14 +9,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from audit.actions import Action
 from audit.services import audit_record, snapshot
-from studio.errors import Conflict, DomainError, Forbidden
+from studio.errors import Conflict, DomainError, Forbidden, save_or_conflict
 from studio.models import Studio, hash_token
 from studio.tenancy import current_studio, studio_scope, unscoped
 from teams.models import Invitation, InvitationStatus, Membership, Team, TeamMember
@@ -46,11 +46,8 @@ def _check_not_last_owner(membership: Membership) -> None:
 @transaction.atomic
 def membership_add(*, user: Any, role: str) -> Membership:
     studio = current_studio()
-    try:
-        with transaction.atomic():
-            membership = Membership.objects.create(studio=studio, user=user, role=role)
-    except IntegrityError as exc:
-        raise Conflict(f"{user.email} is already a member of this studio.", code="ALREADY_MEMBER") from exc
+    membership = Membership(studio=studio, user=user, role=role)
+    save_or_conflict(membership, Conflict(f"{user.email} is already a member of this studio.", code="ALREADY_MEMBER"))
     audit_record(action=Action.MEMBER_ADDED, target=membership, after=snapshot(membership, ["user", "role"]))
     return membership
 
@@ -112,13 +109,10 @@ def _set_team_members(team: Team, members: list[Membership]) -> None:
 
 
 def _save_team(team: Team) -> None:
-    try:
-        with transaction.atomic():
-            team.save()
-    except IntegrityError as exc:
-        raise Conflict(
-            f"A team named '{team.name}' already exists.", code="DUPLICATE_NAME", fields={"name": ["Already in use."]}
-        ) from exc
+    conflict = Conflict(
+        f"A team named '{team.name}' already exists.", code="DUPLICATE_NAME", fields={"name": ["Already in use."]}
+    )
+    save_or_conflict(team, conflict)
 
 
 @transaction.atomic

@@ -15,13 +15,14 @@ from typing import Any, ClassVar
 
 from django.db import models
 from django.shortcuts import get_object_or_404
-from rest_framework import exceptions, generics, viewsets
+from rest_framework import generics, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
 from rest_framework.throttling import SimpleRateThrottle
 
 from galleries import access
 from studio import context
+from studio.api.base import require_in_scope
 from studio.tenancy import studio_scope, unscoped
 
 _SEALED = ("get_queryset", "get_object", "get_permissions", "check_permissions", "initial", "dispatch")
@@ -74,9 +75,8 @@ class PortalMixin:
         self._scope_stack.enter_context(studio_scope(self.gallery.studio))
         self._scope_stack.enter_context(context.acting_as(context.Actor.visitor(self.visitor)))
         access.touch(self.visitor)
-        object_id = self.kwargs.get("pk")  # type: ignore[attr-defined]
-        if object_id is not None and not self.get_queryset().filter(pk=object_id).exists():
-            raise exceptions.NotFound()
+        if "pk" in self.kwargs:  # type: ignore[attr-defined]
+            require_in_scope(self.get_queryset(), self.kwargs["pk"])  # type: ignore[attr-defined]
         super().check_permissions(request)  # type: ignore[misc]
 
     def scope_queryset(self, queryset: models.QuerySet) -> models.QuerySet:

@@ -36,6 +36,13 @@ from studio.tenancy import studio_scope, unscoped
 _SEALED = ("get_queryset", "get_object", "get_permissions", "check_permissions", "initial", "dispatch")
 
 
+def require_in_scope(queryset: models.QuerySet, object_id: Any) -> None:
+    """404 unless the id names a row of ``queryset``, before any role check:
+    answering 403 first would tell a low-privileged caller the object exists."""
+    if not queryset.filter(pk=object_id).exists():
+        raise exceptions.NotFound()
+
+
 def resolve_membership(user: Any, studio_slug: str) -> Any:
     """The caller's membership in the studio named by the URL, or 404."""
     from teams.models import Membership
@@ -106,11 +113,8 @@ class StudioScopedMixin:
             if parent is None:
                 raise exceptions.NotFound()
             setattr(self, name, parent)
-        # An id from another studio is "not found" whatever the caller's role:
-        # answering 403 first would tell a low-privileged member it exists.
-        object_id = self.kwargs.get("pk")  # type: ignore[attr-defined]
-        if object_id is not None and not self.get_queryset().filter(pk=object_id).exists():
-            raise exceptions.NotFound()
+        if "pk" in self.kwargs:  # type: ignore[attr-defined]
+            require_in_scope(self.get_queryset(), self.kwargs["pk"])  # type: ignore[attr-defined]
         super().check_permissions(request)  # type: ignore[misc]
 
     # -- data ------------------------------------------------------------------------
