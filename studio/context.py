@@ -18,8 +18,9 @@ from typing import Any
 class ActorType:
     USER = "user"
     VISITOR = "visitor"
+    CLIENT = "client"
     SYSTEM = "system"
-    CHOICES = [(USER, "Staff user"), (VISITOR, "Gallery visitor"), (SYSTEM, "System")]
+    CHOICES = [(USER, "Staff user"), (VISITOR, "Gallery visitor"), (CLIENT, "Booking client"), (SYSTEM, "System")]
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,11 @@ class Actor:
     def visitor(cls, visitor: Any) -> Actor:
         label = str(visitor)
         return cls(type=ActorType.VISITOR, label=f"{label} (gallery visitor)", ref=str(visitor.pk))
+
+    @classmethod
+    def client(cls, email: str, name: str = "") -> Actor:
+        label = f"{name} <{email}>" if name else email
+        return cls(type=ActorType.CLIENT, label=f"{label} (booking client)", ref=email[:100])
 
     @classmethod
     def system(cls, name: str) -> Actor:

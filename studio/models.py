@@ -94,6 +94,9 @@ class Studio(TimestampedModel):
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     contact_email = models.EmailField(blank=True)
     is_active = models.BooleanField(default=True)
+    booking_cancellation_hours = models.PositiveIntegerField(
+        default=48, help_text="Clients may cancel or reschedule up to this many hours before a session."
+    )
     storage_quota_bytes = models.PositiveBigIntegerField(
         default=_default_quota, help_text="Originals plus derivatives, in bytes."
     )

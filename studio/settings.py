@@ -254,6 +254,8 @@ REST_FRAMEWORK = {
         "user": env.str("THROTTLE_USER", default="1200/min"),
         "invitation_accept": "20/hour",
         "portal": env.str("THROTTLE_PORTAL", default="3000/min"),
+        "contact": env.str("THROTTLE_CONTACT", default="5/hour"),
+        "booking_public": env.str("THROTTLE_BOOKING_PUBLIC", default="120/min"),
     },
     "PAGE_SIZE": 50,
     # Throttles key on the client address the same way the audit log does.
@@ -281,6 +283,12 @@ SPECTACULAR_SETTINGS = {
     "DEFAULT_GENERATOR_CLASS": "studio.api.schema.SchemaGenerator",
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "teams.roles.Role",
+        "GalleryStatusEnum": "galleries.models.GalleryStatus",
+        "AssetStatusEnum": "galleries.models.AssetStatus",
+        "SelectionStatusEnum": "galleries.models.SelectionStatus",
+        "InvitationStatusEnum": "teams.models.InvitationStatus",
+        "BookingStatusEnum": "bookings.models.BookingStatus",
+        "PaymentStatusEnum": "bookings.models.PaymentStatus",
     },
 }
 
@@ -320,6 +328,19 @@ STUDIO_DEFAULT_STORAGE_QUOTA_BYTES = env.int("STUDIO_DEFAULT_STORAGE_QUOTA_BYTES
 PORTAL_FAILURES_PER_IP = env.int("PORTAL_FAILURES_PER_IP", default=10)
 PORTAL_FAILURES_PER_GALLERY = env.int("PORTAL_FAILURES_PER_GALLERY", default=30)
 PORTAL_FAILURE_WINDOW_SECONDS = env.int("PORTAL_FAILURE_WINDOW_SECONDS", default=15 * 60)
+
+# --- Bookings ------------------------------------------------------------------------------
+BOOKING_HOLD_MINUTES = env.int("BOOKING_HOLD_MINUTES", default=10)
+# A Stripe Checkout Session lives at least 30 minutes; the hold lasts as long.
+BOOKING_CHECKOUT_MINUTES = env.int("BOOKING_CHECKOUT_MINUTES", default=30)
+BOOKING_REMINDER_HOURS = 24
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+PAYMENT_PROVIDER = env.str("PAYMENT_PROVIDER", default="stripe" if STRIPE_SECRET_KEY else "manual")
+CELERY_BEAT_SCHEDULE = {
+    "bookings-release-expired-holds": {"task": "bookings.release_expired_holds", "schedule": 60.0},
+    "bookings-send-reminders": {"task": "bookings.send_reminders", "schedule": 15 * 60.0},
+}
 
 # --- Platform settings ------------------------------------------------------------------
 INVITATION_TTL_HOURS = env.int("INVITATION_TTL_HOURS", default=72)

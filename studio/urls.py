@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("invitations/", include("teams.urls")),
     path("uploads/", include("galleries.urls")),
+    path("", include("bookings.urls")),
     path("api/v1/", include(("studio.api.urls", "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

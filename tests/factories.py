@@ -204,3 +204,110 @@ def _register_gallery_factories() -> None:
 
 
 _register_gallery_factories()
+
+
+# --- bookings ------------------------------------------------------------------------------------------
+
+
+def service(studio_: Studio, **fields: Any) -> Any:
+    from bookings import services as booking_services
+    from bookings.models import Service
+
+    fields.setdefault("name", f"Session {_n()}")
+    fields.setdefault("duration_minutes", 60)
+    fields.setdefault("min_notice_minutes", 0)
+    with context.acting_as(TEST_ACTOR), studio_scope(studio_):
+        return booking_services.service_save(service=Service(**fields))
+
+
+def booking(
+    studio_: Studio, *, start: Any = None, status: str = "confirmed", service_: Any = None, **fields: Any
+) -> Any:
+    """A booking row placed directly (availability is the services' business)."""
+    import secrets
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from bookings.models import Booking
+    from studio.models import hash_token
+
+    service_ = service_ or service(studio_)
+    start = start or timezone.now().replace(microsecond=0) + timedelta(days=3 + _n() % 50, hours=_n() % 24)
+    end = start + timedelta(minutes=service_.duration_minutes)
+    with studio_scope(studio_):
+        return Booking.objects.create(
+            studio=studio_,
+            service=service_,
+            client_name="Casey Client",
+            client_email="casey@example.com",
+            starts_at=start,
+            ends_at=end,
+            blocked_start=start,
+            blocked_end=end,
+            status=status,
+            token_hash=hash_token(secrets.token_urlsafe(16)),
+            resource=fields.pop("resource", f"studio-{_n()}"),
+            **fields,
+        )
+
+
+def _register_booking_factories() -> None:
+    from datetime import time, timedelta
+
+    from django.utils import timezone
+
+    from bookings.models import (
+        Booking,
+        CalendarFeed,
+        ContactSubmission,
+        DateOverride,
+        Payment,
+        Service,
+        TimeOff,
+        WorkingHours,
+    )
+
+    def hours(s: Studio) -> Any:
+        with studio_scope(s):
+            return WorkingHours.objects.create(studio=s, weekday=0, start_time=time(9), end_time=time(17))
+
+    def override(s: Studio) -> Any:
+        with studio_scope(s):
+            return DateOverride.objects.create(studio=s, date=timezone.now().date() + timedelta(days=_n()))
+
+    def time_off(s: Studio) -> Any:
+        start = timezone.now() + timedelta(days=_n())
+        with studio_scope(s):
+            return TimeOff.objects.create(studio=s, starts_at=start, ends_at=start + timedelta(hours=4))
+
+    def payment(s: Studio) -> Any:
+        b = booking(s)
+        with studio_scope(s):
+            return Payment.objects.create(studio=s, booking=b, provider="manual", amount=50, currency="USD")
+
+    def feed(s: Studio) -> Any:
+        from bookings import services as booking_services
+
+        with context.acting_as(TEST_ACTOR), studio_scope(s):
+            return booking_services.feed_create(owner=owner_membership(s), scope="studio")[0]
+
+    def enquiry(s: Studio) -> Any:
+        with studio_scope(s):
+            return ContactSubmission.objects.create(studio=s, name="Eve", email="eve@example.com", message="Hi")
+
+    FACTORIES.update(
+        {
+            Service: lambda s: service(s),
+            WorkingHours: hours,
+            DateOverride: override,
+            TimeOff: time_off,
+            Booking: lambda s: booking(s),
+            Payment: payment,
+            CalendarFeed: feed,
+            ContactSubmission: enquiry,
+        }
+    )
+
+
+_register_booking_factories()

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from django.apps import apps
+from django.test import override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
@@ -37,6 +38,7 @@ PLATFORM_MODELS = {
     "studio.Studio": "the tenant itself",
     "studio.ApiToken": "personal, acts through the user's memberships",
     "audit.AuditChainHead": "keyed by chain; read only by the audit writer under its lock",
+    "bookings.WebhookEvent": "deduplicates payment deliveries before their studio is known",
 }
 # API views that are not studio-owned resources, with the reason.
 USER_LEVEL_VIEWS = {
@@ -44,6 +46,20 @@ USER_LEVEL_VIEWS = {
     "ApiTokenViewSet": "the caller's own tokens (queryset filtered by user)",
     "StudioListView": "lists the caller's memberships' studios; creates a studio",
     "InvitationAcceptView": "the token names the studio; checked in the service",
+}
+# Public booking views: no sign-in; each resolves its studio from the URL
+# (public_slug) or the booking from its secret token, and scopes to it.
+PUBLIC_VIEWS = {
+    "PublicServicesView": "a studio's active services",
+    "PublicSlotsView": "free times of one of the studio's services",
+    "PublicHoldView": "holds a slot for a client",
+    "PublicContactView": "the contact form (honeypot, throttled)",
+    "ClientBookingDetailView": "the client's booking, by its secret token",
+    "ClientConfirmView": "confirms the client's own held booking",
+    "ClientCheckoutView": "starts the client's deposit payment",
+    "ClientCancelView": "the client cancels, inside the studio's window",
+    "ClientRescheduleView": "the client moves, inside the studio's window",
+    "StripeWebhookView": "Stripe's signed deliveries",
 }
 # Portal views that come before a portal session exists.
 PORTAL_ENTRY_VIEWS = {
@@ -188,6 +204,8 @@ def test_api_view_is_studio_scoped_or_declared_user_level(route: Route) -> None:
         assert issubclass(route.view, StudioScopedMixin), f"{route} must derive from StudioViewSet/StudioAPIView"
     elif route.is_portal_route:
         assert issubclass(route.view, PortalMixin) or route.view.__name__ in PORTAL_ENTRY_VIEWS, route
+    elif route.path.startswith("api/v1/public/"):
+        assert route.view.__name__ in PUBLIC_VIEWS, f"{route} is a public view nobody declared"
     else:
         assert route.view.__name__ in USER_LEVEL_VIEWS, f"{route} is neither studio-scoped nor declared user-level"
 
@@ -612,6 +630,285 @@ GALLERY_CASES: dict[tuple[str, str], tuple[Callable[[Env], tuple[APIClient, str,
 }
 MUTATION_CASES.update(GALLERY_CASES)
 
+# --- booking cases ---
+
+WEBHOOK_SECRET = "whsec_meta_test"
+
+
+def _surl(e: Env, suffix: str) -> str:
+    return f"/api/v1/studios/{e.studio.slug}/{suffix}"
+
+
+def _bookable(e: Env, **fields: Any) -> tuple[Any, Any]:
+    """A service open every day, and a free start two or more days ahead."""
+    from datetime import time, timedelta
+
+    from django.utils import timezone
+
+    from bookings import availability
+    from bookings.models import WorkingHours
+
+    service = factories.service(e.studio, **fields)
+    with studio_scope(e.studio):
+        if not WorkingHours.objects.exists():
+            WorkingHours.objects.bulk_create(
+                [WorkingHours(studio=e.studio, weekday=d, start_time=time(8), end_time=time(20)) for d in range(7)]
+            )
+        day = timezone.now().date() + timedelta(days=5)
+        slots = availability.available_slots(service, day, day + timedelta(days=3))
+    return service, slots[len(slots) // 2].start
+
+
+def _held(e: Env, **fields: Any) -> tuple[Any, str]:
+    from bookings import services as booking_services
+    from studio import context
+
+    service, start = _bookable(e, **fields)
+    with context.acting_as(factories.TEST_ACTOR), studio_scope(e.studio):
+        return booking_services.booking_hold(
+            service=service, starts_at=start, client_name="C", client_email="c@example.com"
+        )
+
+
+def _confirmed(e: Env) -> tuple[Any, str]:
+    from bookings import services as booking_services
+    from studio import context
+
+    booking, raw = _held(e)
+    with context.acting_as(factories.TEST_ACTOR), studio_scope(e.studio):
+        booking_services.booking_confirm(booking=booking)
+    return booking, raw
+
+
+def _client(raw: str, suffix: str) -> str:
+    return f"/api/v1/public/bookings/{raw}/{suffix}"
+
+
+def _other_start(e: Env, booking: Any) -> Any:
+    from bookings import availability
+
+    with studio_scope(e.studio):
+        day = booking.starts_at.date()
+        slots = availability.available_slots(booking.service, day, day, exclude=booking.pk)
+    return next(s.start for s in slots if s.start != booking.starts_at)
+
+
+def _stripe_webhook(e: Env) -> tuple[APIClient, str, dict]:
+    import hashlib
+    import hmac
+    import time as clock
+
+    from rest_framework.renderers import JSONRenderer
+
+    from bookings.models import Payment
+
+    booking, _ = _held(e, price=200, deposit=50)
+    with studio_scope(e.studio):
+        payment = Payment.objects.create(
+            studio=e.studio, booking=booking, provider="stripe", provider_ref="cs_test_meta", amount=50, currency="USD"
+        )
+    body = {
+        "id": "evt_meta_1",
+        "object": "event",
+        "type": "checkout.session.completed",
+        "data": {
+            "object": {
+                "id": payment.provider_ref,
+                "object": "checkout.session",
+                "payment_status": "paid",
+                "amount_total": 5000,
+            }
+        },
+    }
+    payload = JSONRenderer().render(body).decode()
+    stamp = int(clock.time())
+    signature = hmac.new(WEBHOOK_SECRET.encode(), f"{stamp}.{payload}".encode(), hashlib.sha256).hexdigest()
+    client = APIClient()
+    client.credentials(HTTP_STRIPE_SIGNATURE=f"t={stamp},v1={signature}")
+    return client, "/api/v1/public/payments/stripe/webhook/", body
+
+
+def _enquiry(e: Env) -> Any:
+    return factories.FACTORIES[_model("bookings.ContactSubmission")](e.studio)
+
+
+def _model(label: str) -> Any:
+    return apps.get_model(label)
+
+
+def _config(e: Env, label: str, suffix: str, body: dict) -> tuple[APIClient, str, dict]:
+    obj = factories.FACTORIES[_model(label)](e.studio)
+    return e.client, _surl(e, f"{suffix}/{obj.pk}/"), body
+
+
+BOOKING_CASES: dict[tuple[str, str], tuple[Callable[[Env], tuple[APIClient, str, dict]], str]] = {
+    ("service-list", "POST"): (
+        lambda e: (e.client, _surl(e, "services/"), {"name": "Portraits", "duration_minutes": 60}),
+        "service.created",
+    ),
+    ("service-detail", "PUT"): (
+        lambda e: _config(e, "bookings.Service", "services", {"name": "Renamed", "duration_minutes": 90}),
+        "service.updated",
+    ),
+    ("service-detail", "PATCH"): (
+        lambda e: _config(e, "bookings.Service", "services", {"price": "300.00"}),
+        "service.updated",
+    ),
+    ("service-detail", "DELETE"): (lambda e: _config(e, "bookings.Service", "services", {}), "service.deleted"),
+    ("working-hours-list", "POST"): (
+        lambda e: (e.client, _surl(e, "working-hours/"), {"weekday": 2, "start_time": "09:00", "end_time": "17:00"}),
+        "availability.changed",
+    ),
+    ("working-hours-detail", "PUT"): (
+        lambda e: _config(
+            e, "bookings.WorkingHours", "working-hours", {"weekday": 1, "start_time": "10:00", "end_time": "18:00"}
+        ),
+        "availability.changed",
+    ),
+    ("working-hours-detail", "PATCH"): (
+        lambda e: _config(e, "bookings.WorkingHours", "working-hours", {"end_time": "16:00"}),
+        "availability.changed",
+    ),
+    ("working-hours-detail", "DELETE"): (
+        lambda e: _config(e, "bookings.WorkingHours", "working-hours", {}),
+        "availability.changed",
+    ),
+    ("date-override-list", "POST"): (
+        lambda e: (e.client, _surl(e, "date-overrides/"), {"date": "2031-12-24"}),
+        "availability.changed",
+    ),
+    ("date-override-detail", "PUT"): (
+        lambda e: _config(
+            e,
+            "bookings.DateOverride",
+            "date-overrides",
+            {"date": "2031-12-26", "start_time": "10:00", "end_time": "12:00"},
+        ),
+        "availability.changed",
+    ),
+    ("date-override-detail", "PATCH"): (
+        lambda e: _config(e, "bookings.DateOverride", "date-overrides", {"date": "2031-12-27"}),
+        "availability.changed",
+    ),
+    ("date-override-detail", "DELETE"): (
+        lambda e: _config(e, "bookings.DateOverride", "date-overrides", {}),
+        "availability.changed",
+    ),
+    ("time-off-list", "POST"): (
+        lambda e: (
+            e.client,
+            _surl(e, "time-off/"),
+            {"starts_at": "2031-07-01T00:00:00Z", "ends_at": "2031-07-08T00:00:00Z"},
+        ),
+        "availability.changed",
+    ),
+    ("time-off-detail", "PUT"): (
+        lambda e: _config(
+            e, "bookings.TimeOff", "time-off", {"starts_at": "2031-08-01T00:00:00Z", "ends_at": "2031-08-02T00:00:00Z"}
+        ),
+        "availability.changed",
+    ),
+    ("time-off-detail", "PATCH"): (
+        lambda e: _config(e, "bookings.TimeOff", "time-off", {"reason": "Holiday"}),
+        "availability.changed",
+    ),
+    ("time-off-detail", "DELETE"): (lambda e: _config(e, "bookings.TimeOff", "time-off", {}), "availability.changed"),
+    ("booking-detail", "PATCH"): (
+        lambda e: (e.client, _surl(e, f"bookings/{factories.booking(e.studio).pk}/"), {"notes": "Bring the drone"}),
+        "booking.updated",
+    ),
+    ("booking-confirm", "POST"): (
+        lambda e: (e.client, _surl(e, f"bookings/{_held(e)[0].pk}/confirm/"), {}),
+        "booking.confirmed",
+    ),
+    ("booking-cancel", "POST"): (
+        lambda e: (e.client, _surl(e, f"bookings/{factories.booking(e.studio).pk}/cancel/"), {"reason": "Rain"}),
+        "booking.cancelled",
+    ),
+    ("booking-complete", "POST"): (
+        lambda e: (e.client, _surl(e, f"bookings/{factories.booking(e.studio).pk}/complete/"), {}),
+        "booking.completed",
+    ),
+    ("booking-reschedule", "POST"): (
+        lambda e: (
+            lambda b: (e.client, _surl(e, f"bookings/{b.pk}/reschedule/"), {"start": _other_start(e, b).isoformat()})
+        )(_confirmed(e)[0]),
+        "booking.rescheduled",
+    ),
+    ("booking-mark-paid", "POST"): (
+        lambda e: (e.client, _surl(e, f"bookings/{_held(e, price=200, deposit=50)[0].pk}/mark-paid/"), {}),
+        "payment.received",
+    ),
+    ("contact-submission-convert", "POST"): (
+        lambda e: (
+            lambda s, start: (
+                e.client,
+                _surl(e, f"contact-submissions/{_enquiry(e).pk}/convert/"),
+                {"service": str(s.pk), "start": start.isoformat()},
+            )
+        )(*_bookable(e)),
+        "contact.converted",
+    ),
+    ("calendar-feed-list", "POST"): (
+        lambda e: (e.client, _surl(e, "calendar-feeds/"), {"scope": "member", "name": "Mine"}),
+        "calendar_feed.created",
+    ),
+    ("calendar-feed-detail", "DELETE"): (
+        lambda e: (
+            e.client,
+            _surl(e, f"calendar-feeds/{factories.FACTORIES[_model('bookings.CalendarFeed')](e.studio).pk}/"),
+            {},
+        ),
+        "calendar_feed.revoked",
+    ),
+    ("calendar-feed-rotate", "POST"): (
+        lambda e: (
+            e.client,
+            _surl(e, f"calendar-feeds/{factories.FACTORIES[_model('bookings.CalendarFeed')](e.studio).pk}/rotate/"),
+            {},
+        ),
+        "calendar_feed.rotated",
+    ),
+    ("public-hold", "POST"): (
+        lambda e: (
+            lambda s, start: (
+                APIClient(),
+                f"/api/v1/public/studios/{e.studio.slug}/holds/",
+                {"service": str(s.pk), "start": start.isoformat(), "name": "Ana", "email": "ana@example.com"},
+            )
+        )(*_bookable(e)),
+        "booking.held",
+    ),
+    ("public-contact", "POST"): (
+        lambda e: (
+            APIClient(),
+            f"/api/v1/public/studios/{e.studio.slug}/contact/",
+            {"name": "Bo", "email": "bo@example.com", "message": "Hello"},
+        ),
+        "contact.received",
+    ),
+    ("client-booking-confirm", "POST"): (
+        lambda e: (APIClient(), _client(_held(e)[1], "confirm/"), {}),
+        "booking.confirmed",
+    ),
+    ("client-booking-checkout", "POST"): (
+        lambda e: (APIClient(), _client(_held(e, price=200, deposit=50)[1], "checkout/"), {}),
+        "booking.checkout_started",
+    ),
+    ("client-booking-cancel", "POST"): (
+        lambda e: (APIClient(), _client(_confirmed(e)[1], "cancel/"), {}),
+        "booking.cancelled",
+    ),
+    ("client-booking-reschedule", "POST"): (
+        lambda e: (
+            lambda b, raw: (APIClient(), _client(raw, "reschedule/"), {"start": _other_start(e, b).isoformat()})
+        )(*_confirmed(e)),
+        "booking.rescheduled",
+    ),
+    ("stripe-webhook", "POST"): (_stripe_webhook, "payment.received"),
+}
+MUTATION_CASES.update(BOOKING_CASES)
+
 # Mutating endpoints that change no stored data, so write no audit event.
 NOT_AUDITED = {("portal-access", "DELETE"): "leaving only ends the caller's own session"}
 
@@ -649,13 +946,24 @@ def test_mutating_endpoint_writes_an_audit_event(endpoint: tuple[str, str], stud
     env = Env(studio=studio, owner=owner, client=_token_client(owner.user))
     client, url, body = make(env)
     before = {e.pk for e in _all_events()}
-    response = getattr(client, endpoint[1].lower())(url, data=body, format="json")
+    with override_settings(STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET):
+        response = getattr(client, endpoint[1].lower())(url, data=body, format="json")
     assert response.status_code < 300, (url, response.status_code, response.content)
     new = [e for e in _all_events() if e.pk not in before]
     assert expected_action in {e.action for e in new}, f"{endpoint} wrote {[e.action for e in new]}"
     event = next(e for e in new if e.action == expected_action)
     assert event.request_id == response["X-Request-ID"]
-    assert event.actor_type == ("visitor" if endpoint[0].startswith("portal-") else "user")
+    assert event.actor_type == _expected_actor(endpoint[0])
+
+
+def _expected_actor(route_name: str) -> str:
+    if route_name.startswith("portal-"):
+        return "visitor"
+    if route_name.startswith(("public-", "client-booking")):
+        return "client"
+    if route_name == "stripe-webhook":
+        return "system"
+    return "user"
 
 
 def test_a_studio_route_scope_map_covers_its_methods() -> None:

@@ -16,6 +16,7 @@ studio_patterns = [
     path("", include("teams.api.urls")),
     path("", include("audit.api.urls")),
     path("", include("galleries.api.urls")),
+    path("", include("bookings.api.urls")),
 ]
 
 urlpatterns = [
@@ -23,5 +24,6 @@ urlpatterns = [
     path("invitations/accept/", InvitationAcceptView.as_view(), name="invitation-accept"),
     path("studios/<slug:studio_slug>/", include(studio_patterns)),
     path("portal/", include("galleries.api.portal_urls")),
+    path("public/", include("bookings.api.public_urls")),
     *router.urls,
 ]
