@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
+from django.core.cache import cache
 from django.db.models import Count, Max, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404, render
@@ -14,12 +15,14 @@ from django.views.decorators.http import require_GET
 
 from bookings import ics
 from bookings.models import Booking, BookingStatus, CalendarFeed, FeedScope, Service
+from studio.cache import studio_cache_key
 from studio.models import Studio, hash_token
 from studio.tenancy import studio_scope, unscoped
 from teams.roles import scopes_for
 
 FEED_PAST = timedelta(days=90)
 FEED_FUTURE = timedelta(days=400)
+FEED_CACHE_SECONDS = 6 * 3600
 
 
 def feed_bookings(feed: CalendarFeed) -> QuerySet:
@@ -67,9 +70,14 @@ def calendar_feed(request: HttpRequest, token: str) -> HttpResponse:
         if _not_modified(request, etag, last):
             response = HttpResponseNotModified()
         else:
-            body = ics.feed(
-                f"{feed.studio.name}: {feed.name}", bookings.select_related("service", "studio").order_by("starts_at")
-            )
+            # Rendering a year of events costs ~0.5 ms each (icalendar); the
+            # body is cached under its ETag, so an unchanged feed is built once.
+            key = studio_cache_key("ics", feed.pk, etag.strip('"'))
+            body = cache.get(key)
+            if body is None:
+                ordered = bookings.select_related("service", "studio").order_by("starts_at")
+                body = ics.feed(f"{feed.studio.name}: {feed.name}", ordered)
+                cache.set(key, body, timeout=FEED_CACHE_SECONDS)
             response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
             if feed.last_fetched_at is None or timezone.now() - feed.last_fetched_at > timedelta(minutes=5):
                 CalendarFeed.objects.filter(pk=feed.pk).update(last_fetched_at=timezone.now())

@@ -3,6 +3,7 @@ and it (re)sets the demo sign-in's password so the printed one always works."""
 
 from __future__ import annotations
 
+import datetime
 import os
 from typing import Any
 
@@ -10,6 +11,8 @@ from allauth.account.models import EmailAddress
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from bookings import services as booking_services
+from bookings.models import Service, WorkingHours
 from galleries import services as gallery_services
 from galleries.demo_images import jpeg_bytes
 from galleries.models import Asset, AssetStatus, Gallery
@@ -59,6 +62,7 @@ class Command(BaseCommand):
                         members=list(Membership.objects.filter(role__in=[Role.PHOTOGRAPHER, Role.ASSISTANT])),
                     )
                 gallery = self._gallery()
+                self._bookings()
         self.stdout.write(self.style.SUCCESS(f"Demo studio '{studio.name}' is ready."))
         self.stdout.write(
             f"\n  Client portal code  {DEMO_GALLERY_CODE} (gallery '{gallery.title}', studio '{DEMO_SLUG}')\n"
@@ -67,6 +71,7 @@ class Command(BaseCommand):
             "               (other roles: admin@, photographer@, assistant@, viewer@demo.studio)\n"
             f"  Password     {DEMO_PASSWORD}\n"
             "  Admin        http://127.0.0.1:8000/admin/\n"
+            f"  Booking page http://127.0.0.1:8000/book/{DEMO_SLUG}/   (contact: /contact/{DEMO_SLUG}/)\n"
             "  API docs     http://127.0.0.1:8000/api/docs/\n"
         )
 
@@ -102,6 +107,41 @@ class Command(BaseCommand):
             gallery_services.gallery_set_cover(gallery=gallery, asset=first)
         gallery_services.gallery_publish(gallery=gallery)
         return gallery
+
+    def _bookings(self) -> None:
+        """Two services and weekday hours (studio time, America/Los_Angeles)."""
+        if not Service.objects.exists():
+            booking_services.service_save(
+                service=Service(
+                    name="Portrait session",
+                    description="One hour in the studio.",
+                    duration_minutes=60,
+                    buffer_after_minutes=15,
+                    price=250,
+                    deposit=0,
+                    min_notice_minutes=24 * 60,
+                )
+            )
+            booking_services.service_save(
+                service=Service(
+                    name="Engagement shoot",
+                    description="Two hours on location.",
+                    duration_minutes=120,
+                    buffer_before_minutes=30,
+                    buffer_after_minutes=30,
+                    price=600,
+                    deposit=150,
+                    daily_limit=2,
+                )
+            )
+        if not WorkingHours.objects.exists():
+            for weekday in range(5):
+                booking_services.availability_save(
+                    obj=WorkingHours(weekday=weekday, start_time=datetime.time(9), end_time=datetime.time(18))
+                )
+            booking_services.availability_save(
+                obj=WorkingHours(weekday=5, start_time=datetime.time(10), end_time=datetime.time(16))
+            )
 
     def _user(self, email: str, name: str) -> User:
         user = User.objects.filter(email=email).first() or User.objects.create_user(email=email, full_name=name)
