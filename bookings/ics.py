@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Iterable
+from email.utils import parseaddr
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -48,10 +49,12 @@ def event(booking: Booking, *, for_client: bool = False) -> Event:
         if booking.notes:
             details.append(booking.notes)
         vevent.add("description", "\n".join(details))
-    if booking.studio.contact_email:
-        organizer = vCalAddress(f"mailto:{booking.studio.contact_email}")
-        organizer.params["cn"] = vText(booking.studio.name)
-        vevent.add("organizer", organizer)
+    # RFC 5546: invitations need exactly one ORGANIZER; without a studio
+    # address, the address our mail is sent from.
+    address = booking.studio.contact_email or parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
+    organizer = vCalAddress(f"mailto:{address}")
+    organizer.params["cn"] = vText(booking.studio.name)
+    vevent.add("organizer", organizer)
     return vevent
 
 

@@ -13,6 +13,7 @@ SQLite every write transaction takes the database lock up front
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -29,8 +30,8 @@ class Service(StudioOwnedModel, TimestampedModel):
     duration_minutes = models.PositiveIntegerField()
     buffer_before_minutes = models.PositiveIntegerField(default=0)
     buffer_after_minutes = models.PositiveIntegerField(default=0)
-    price = models.DecimalField(max_digits=10, decimal_places=2, default=0)
-    deposit = models.DecimalField(max_digits=10, decimal_places=2, default=0)
+    price = models.DecimalField(max_digits=10, decimal_places=2, default=0, validators=[MinValueValidator(0)])
+    deposit = models.DecimalField(max_digits=10, decimal_places=2, default=0, validators=[MinValueValidator(0)])
     currency = models.CharField(max_length=3, default="USD")
     min_notice_minutes = models.PositiveIntegerField(default=24 * 60)
     max_advance_days = models.PositiveIntegerField(default=180)
@@ -46,6 +47,7 @@ class Service(StudioOwnedModel, TimestampedModel):
         constraints = [
             models.CheckConstraint(condition=Q(duration_minutes__gt=0), name="service_duration_positive"),
             models.CheckConstraint(condition=Q(deposit__lte=models.F("price")), name="service_deposit_within_price"),
+            models.CheckConstraint(condition=Q(deposit__gte=0), name="service_deposit_not_negative"),
         ]
 
     def __str__(self) -> str:

@@ -18,10 +18,20 @@ def _local(booking: Any) -> str:
     return booking.starts_at.astimezone(tz).strftime("%A %d %B %Y, %H:%M %Z")
 
 
-def _send(subject: str, template: str, to: list[str], context: dict[str, Any], ics_bytes: bytes | None = None) -> None:
+def _send(
+    subject: str,
+    template: str,
+    to: list[str],
+    context: dict[str, Any],
+    ics_bytes: bytes | None = None,
+    method: str = "REQUEST",
+) -> None:
+    # Names typed into forms may hold newlines: a header must be one line.
+    subject = " ".join(subject.split())
     message = EmailMessage(subject=subject, body=render_to_string(template, context), to=[t for t in to if t])
     if ics_bytes is not None:
-        message.attach("invite.ics", ics_bytes, "text/calendar; method=REQUEST; charset=utf-8")
+        # RFC 6047: the MIME method must match the calendar's METHOD.
+        message.attach("invite.ics", ics_bytes, f"text/calendar; method={method}")
     if message.to:
         message.send()
 
@@ -37,9 +47,9 @@ def _studio_recipients(studio: Any) -> list[str]:
         return list(Membership.objects.filter(role=Role.OWNER).values_list("user__email", flat=True))
 
 
-def confirmation_on_commit(booking: Any, *, rescheduled: bool = False) -> None:
+def confirmation_on_commit(booking: Any, *, rescheduled: bool = False, manage_url: str = "") -> None:
     def send() -> None:
-        context = {"booking": booking, "when": _local(booking), "rescheduled": rescheduled}
+        context = {"booking": booking, "when": _local(booking), "rescheduled": rescheduled, "manage_url": manage_url}
         subject = f"{'Rescheduled' if rescheduled else 'Confirmed'}: {booking.service.name} with {booking.studio.name}"
         _send(subject, "bookings/email_confirmation.txt", [booking.client_email], context, ics.invitation(booking))
 
@@ -55,6 +65,7 @@ def cancellation_on_commit(booking: Any) -> None:
             [booking.client_email],
             context,
             ics.invitation(booking),
+            method="CANCEL",
         )
 
     transaction.on_commit(send)

@@ -21,6 +21,7 @@ from audit.services import audit_record, snapshot
 from bookings import availability, notifications
 from bookings.models import (
     LIVE_STATUSES,
+    STUDIO_RESOURCE,
     Booking,
     BookingStatus,
     CalendarFeed,
@@ -267,6 +268,8 @@ def payment_expired(*, payment: Payment, now: datetime | None = None) -> Payment
 @transaction.atomic
 def payment_mark_paid(*, booking: Booking, user: Any) -> Payment:
     """The manual/offline provider: staff record the deposit as received."""
+    if booking.payments.filter(status=PaymentStatus.PAID).exists():
+        raise Conflict("The deposit of this booking is already paid.", code="ALREADY_PAID")
     payment = booking.payments.filter(status=PaymentStatus.PENDING).first()
     if payment is None:
         if booking.deposit_amount <= 0:
@@ -321,6 +324,7 @@ def booking_reschedule(
     *, booking: Booking, starts_at: datetime, by_client: bool, now: datetime | None = None
 ) -> Booking:
     now = now or timezone.now()
+    holds_release(now=now)  # an expired hold must not keep the new time taken
     booking = Booking.objects.select_for_update().select_related("service").get(pk=booking.pk)
     if booking.status not in LIVE_STATUSES:
         raise Conflict(f"This booking is {booking.get_status_display().lower()}.", code="NOT_LIVE")
@@ -334,6 +338,7 @@ def booking_reschedule(
     booking.ends_at, booking.blocked_start, booking.blocked_end = _blocked(booking.service, starts_at)
     resource = booking.resource if booking.resource in slot.resources else slot.resources[0]
     booking.resource = resource
+    booking.reminder_sent_at = None  # the new time gets its own reminder
     booking.sequence += 1
     try:
         with transaction.atomic():
@@ -354,6 +359,9 @@ def booking_staff_confirm(*, booking: Booking, now: datetime | None = None) -> B
         return booking
     if booking.status not in (BookingStatus.HELD, BookingStatus.AWAITING_PAYMENT):
         raise Conflict(f"This booking is {booking.get_status_display().lower()}.", code="NOT_HELD")
+    if booking.hold_expires_at and booking.hold_expires_at <= now:
+        # Its time may already be someone else's (holds_release runs each minute).
+        raise Conflict("The hold expired. Book the time again.", code="HOLD_EXPIRED")
     return _confirm(booking, now)
 
 
@@ -396,7 +404,11 @@ def booking_for_token(raw: str) -> Booking:
     from studio.tenancy import unscoped
 
     with unscoped():  # the token names the booking, whichever studio it is in
-        booking = Booking.objects.select_related("studio", "service").filter(token_hash=hash_token(raw)).first()
+        booking = (
+            Booking.objects.select_related("studio", "service")
+            .filter(token_hash=hash_token(raw), studio__is_active=True)
+            .first()
+        )
     if booking is None:
         raise DomainError("This booking link is not valid.", code="NOT_FOUND", status_code=404)
     return booking
@@ -452,6 +464,7 @@ def contact_convert(*, submission: ContactSubmission, service: Service, starts_a
     raw = secrets.token_urlsafe(32)
     ends_at, blocked_start, blocked_end = _blocked(service, starts_at)
     now = timezone.now()
+    holds_release(now=now)  # an expired hold must not keep the time taken
     booking = None
     for resource in availability.resources_of(service):
         candidate = Booking(
@@ -479,12 +492,21 @@ def contact_convert(*, submission: ContactSubmission, service: Service, starts_a
     if booking is None:
         raise SlotUnavailable()
     _insert(booking)
+    if booking.resource != STUDIO_RESOURCE:
+        booking.assigned_members.set([booking.resource])
     submission.booking, submission.handled_at = booking, timezone.now()
     submission.save(update_fields=["booking", "handled_at", "updated_at"])
     audit_record(action=Action.CONTACT_CONVERTED, target=submission, after={"booking": str(booking.pk)})
     audit_record(action=Action.BOOKING_CONFIRMED, target=booking, after=_booking_snapshot(booking))
-    notifications.confirmation_on_commit(booking)
+    # The client never saw a booking page: the email carries their link.
+    notifications.confirmation_on_commit(booking, manage_url=manage_url(raw))
     return booking
+
+
+def manage_url(raw: str) -> str:
+    from django.urls import reverse
+
+    return settings.SITE_URL.rstrip("/") + reverse("bookings:manage", kwargs={"token": raw})
 
 
 # --- calendar feeds ---------------------------------------------------------------------------------

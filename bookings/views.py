@@ -60,13 +60,12 @@ def calendar_feed(request: HttpRequest, token: str) -> HttpResponse:
         raise Http404("No such calendar.")
     with studio_scope(feed.studio):
         bookings = feed_bookings(feed)
-        stamp = bookings.aggregate(count=Count("pk"), last=Max("updated_at"))
-        last = max(filter(None, [stamp["last"], feed.updated_at]))
-        etag = (
-            '"'
-            + hashlib.sha256(f"{feed.pk}:{feed.scope}:{stamp['count']}:{last.isoformat()}".encode()).hexdigest()[:32]
-            + '"'
-        )
+        # Events also show the service's name and the studio's name and zone:
+        # their changes must change the ETag (and the cached body) too.
+        stamp = bookings.aggregate(count=Count("pk"), last=Max("updated_at"), service=Max("service__updated_at"))
+        last = max(filter(None, [stamp["last"], stamp["service"], feed.updated_at, feed.studio.updated_at]))
+        version = f"{feed.pk}:{feed.scope}:{feed.name}:{stamp['count']}:{last.isoformat()}"
+        etag = '"' + hashlib.sha256(version.encode()).hexdigest()[:32] + '"'
         if _not_modified(request, etag, last):
             response = HttpResponseNotModified()
         else:

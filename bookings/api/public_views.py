@@ -10,9 +10,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from typing import Any
 
-from django.conf import settings
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -92,7 +90,7 @@ class PublicSlotsView(PublicStudioView):
 
 
 def _manage_url(raw: str) -> str:
-    return settings.SITE_URL.rstrip("/") + reverse("bookings:manage", kwargs={"token": raw})
+    return services.manage_url(raw)
 
 
 @extend_schema(tags=["public booking"])

@@ -81,7 +81,8 @@ class DateOverrideSerializer(_MemberScoped):
         fields = ["id", "member", "date", "start_time", "end_time"]
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        start, end = data.get("start_time"), data.get("end_time")
+        start = data["start_time"] if "start_time" in data else getattr(self.instance, "start_time", None)
+        end = data["end_time"] if "end_time" in data else getattr(self.instance, "end_time", None)
         if (start is None) != (end is None):
             raise serializers.ValidationError({"end_time": ["Give both times, or neither for a closed day."]})
         if start and end and start >= end:

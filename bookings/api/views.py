@@ -132,7 +132,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Up
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
-        return queryset.select_related("service").prefetch_related("assigned_members", "payments")
+        return queryset.select_related("service", "assigned_team").prefetch_related("assigned_members", "payments")
 
     def perform_update(self, serializer: BookingSerializer) -> None:
         data = serializer.validated_data
