@@ -44,18 +44,22 @@ class PublicThrottle(ScopedRateThrottle):
     scope = "booking_public"
 
 
-class PublicStudioView(APIView):
+class _ScopedView(APIView):
+    """Scopes entered in initial() are left when the response is done."""
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        with ExitStack() as stack:
+            self._stack = stack
+            return super().dispatch(request, *args, **kwargs)
+
+
+class PublicStudioView(_ScopedView):
     """Resolves the studio of ``public_slug`` once and enters its scope."""
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
     throttle_classes = [PublicThrottle]
     throttle_scope = "booking_public"
-
-    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        with ExitStack() as stack:
-            self._stack = stack
-            return super().dispatch(request, *args, **kwargs)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
@@ -141,17 +145,12 @@ class PublicContactView(PublicStudioView):
         return Response(status=status.HTTP_202_ACCEPTED)
 
 
-class ClientBookingView(APIView):
+class ClientBookingView(_ScopedView):
     """The client's own booking, by the token of their link."""
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
     throttle_classes = [AnonRateThrottle]
-
-    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        with ExitStack() as stack:
-            self._stack = stack
-            return super().dispatch(request, *args, **kwargs)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
