@@ -55,8 +55,8 @@ class StripeProvider(PaymentProvider):
 
     def create_checkout(self, payment: Payment, *, success_url: str, cancel_url: str) -> Checkout:
         booking = payment.booking
-        cents = int((payment.amount * 100).to_integral_value())
-        session = self.client.checkout.sessions.create(
+        cents = int((Decimal(str(payment.amount)) * 100).to_integral_value())
+        session = self.client.v1.checkout.sessions.create(
             params={
                 "mode": "payment",
                 "customer_email": booking.client_email,

@@ -62,9 +62,10 @@ def holds_release(*, now: datetime | None = None) -> int:
         ).select_for_update()
     )
     for booking in expired:
+        before = {"status": booking.status}
         booking.status, booking.cancelled_at, booking.cancel_reason = BookingStatus.CANCELLED, now, "hold_expired"
         _touch(booking, "status", "cancelled_at", "cancel_reason")
-        audit_record(action=Action.BOOKING_HOLD_EXPIRED, target=booking, before={"status": "held"})
+        audit_record(action=Action.BOOKING_HOLD_EXPIRED, target=booking, before=before, after={"status": "cancelled"})
     return len(expired)
 
 
@@ -173,7 +174,9 @@ def booking_checkout(*, booking: Booking, success_url: str, cancel_url: str, now
     if booking.deposit_amount <= 0:
         raise DomainError("This booking needs no deposit: confirm it.", code="NO_DEPOSIT")
     existing = booking.payments.filter(status=PaymentStatus.PENDING).first()
-    if existing is not None and existing.checkout_url:
+    if existing is not None and booking.status == BookingStatus.AWAITING_PAYMENT:
+        # Checking out again reuses the checkout and never extends the hold,
+        # or a client could keep a slot held for ever.
         return existing
     payments = provider()
     payment = Payment.objects.create(
@@ -209,7 +212,9 @@ def payment_succeeded(*, payment: Payment, now: datetime | None = None) -> Payme
     booking = Booking.objects.select_for_update().get(pk=payment.booking_id)
     payment.status, payment.paid_at = PaymentStatus.PAID, now
     if booking.status in (BookingStatus.HELD, BookingStatus.AWAITING_PAYMENT) or (
-        booking.status == BookingStatus.CANCELLED and booking.cancel_reason == "hold_expired" and _retake(booking, now)
+        booking.status == BookingStatus.CANCELLED
+        and booking.cancel_reason in ("hold_expired", "payment_expired")  # the client did not give it up
+        and _retake(booking, now)
     ):
         payment.save(update_fields=["status", "paid_at", "updated_at"])
         _confirm(booking, now)
