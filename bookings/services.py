@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from audit.actions import Action
@@ -51,6 +51,7 @@ def _touch(booking: Booking, *fields: str) -> None:
     booking.save(update_fields=[*fields, "sequence", "updated_at"])
 
 
+@transaction.atomic
 def holds_release(*, now: datetime | None = None) -> int:
     """Holds and unpaid checkouts past their time stop taking their slot
     (status cancelled, reason hold_expired). Runs before every new hold and
@@ -78,15 +79,42 @@ def _blocked(service: Service, start: datetime) -> tuple[datetime, datetime, dat
     )
 
 
+def _serialise_writers(studio: Any) -> None:
+    """PostgreSQL: booking writes of one studio take turns (a transaction-level
+    advisory lock), so the exclusion constraint is a backstop rather than the
+    referee: racing writers checking each other's uncommitted rows deadlock,
+    and PostgreSQL only breaks that after deadlock_timeout. SQLite already
+    serialises writers."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"bookings:{studio.pk}"])
+
+
+def _slot_taken(exc: Exception) -> bool:
+    """The database refused the time: an exclusion violation, or (PostgreSQL)
+    a deadlock between two writers checking each other's uncommitted rows,
+    of which it fails one (SQLSTATE 40P01)."""
+    if isinstance(exc, IntegrityError):
+        return True
+    return getattr(exc.__cause__, "sqlstate", None) in ("40P01", "40001")
+
+
+def _save_or_unavailable(booking: Booking, **save: Any) -> None:
+    """Save in a savepoint; a refusal from the database becomes 409."""
+    try:
+        with transaction.atomic():
+            booking.save(**save)
+    except (IntegrityError, OperationalError) as exc:
+        if not _slot_taken(exc):
+            raise
+        raise SlotUnavailable() from exc
+
+
 def _insert(booking: Booking) -> None:
     """The database has the last word: on PostgreSQL the exclusion constraint
     refuses an overlapping live booking that a concurrent request inserted
     after our check."""
-    try:
-        with transaction.atomic():
-            booking.save()
-    except IntegrityError as exc:
-        raise SlotUnavailable() from exc
+    _save_or_unavailable(booking)
 
 
 @transaction.atomic
@@ -105,6 +133,7 @@ def booking_hold(
     now = now or timezone.now()
     if not service.is_active:
         raise DomainError("This service cannot be booked.", code="SERVICE_INACTIVE")
+    _serialise_writers(service.studio)
     holds_release(now=now)
     slot = availability.slot_for(service, starts_at, now=now)
     if slot is None:
@@ -241,13 +270,13 @@ def _resource_free(resource: str, start: datetime, end: datetime, now: datetime,
 
 def _retake(booking: Booking, now: datetime) -> bool:
     """The client chose and paid for this time: take it back if nobody else did."""
+    _serialise_writers(booking.studio)
     if not _resource_free(booking.resource, booking.blocked_start, booking.blocked_end, now, exclude=booking.pk):
         return False
     booking.status, booking.cancelled_at, booking.cancel_reason = BookingStatus.AWAITING_PAYMENT, None, ""
     try:
-        with transaction.atomic():
-            booking.save(update_fields=["status", "cancelled_at", "cancel_reason", "updated_at"])
-    except IntegrityError:
+        _save_or_unavailable(booking, update_fields=["status", "cancelled_at", "cancel_reason", "updated_at"])
+    except SlotUnavailable:
         return False
     return True
 
@@ -273,6 +302,8 @@ def payment_expired(*, payment: Payment, now: datetime | None = None) -> Payment
 @transaction.atomic
 def payment_mark_paid(*, booking: Booking, user: Any) -> Payment:
     """The manual/offline provider: staff record the deposit as received."""
+    # Lock the booking first: two clicks must not record the deposit twice.
+    booking = Booking.objects.select_for_update().get(pk=booking.pk)
     if booking.payments.filter(status=PaymentStatus.PAID).exists():
         raise Conflict("The deposit of this booking is already paid.", code="ALREADY_PAID")
     payment = booking.payments.filter(status=PaymentStatus.PENDING).first()
@@ -329,6 +360,7 @@ def booking_reschedule(
     *, booking: Booking, starts_at: datetime, by_client: bool, now: datetime | None = None
 ) -> Booking:
     now = now or timezone.now()
+    _serialise_writers(booking.studio)
     holds_release(now=now)  # an expired hold must not keep the new time taken
     booking = Booking.objects.select_for_update().select_related("service").get(pk=booking.pk)
     if booking.status not in LIVE_STATUSES:
@@ -345,11 +377,7 @@ def booking_reschedule(
     booking.resource = resource
     booking.reminder_sent_at = None  # the new time gets its own reminder
     booking.sequence += 1
-    try:
-        with transaction.atomic():
-            booking.save()
-    except IntegrityError as exc:
-        raise SlotUnavailable() from exc
+    _save_or_unavailable(booking)
     audit_record(action=Action.BOOKING_RESCHEDULED, target=booking, before=before, after=_booking_snapshot(booking))
     if booking.status == BookingStatus.CONFIRMED:
         notifications.confirmation_on_commit(booking, rescheduled=True)
@@ -469,6 +497,7 @@ def contact_convert(*, submission: ContactSubmission, service: Service, starts_a
     raw = secrets.token_urlsafe(32)
     ends_at, blocked_start, blocked_end = _blocked(service, starts_at)
     now = timezone.now()
+    _serialise_writers(service.studio)
     holds_release(now=now)  # an expired hold must not keep the time taken
     booking = None
     for resource in availability.resources_of(service):

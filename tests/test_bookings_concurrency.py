@@ -14,17 +14,12 @@ The PostgreSQL storms open 50 connections at once; with ``-n 2`` two workers
 could otherwise need 100+ (max_connections is 100), so each storm holds a
 cross-process file lock for its few seconds.
 
-Known bug (PostgreSQL): two transactions that write conflicting rows at the
-same moment can each find the other's uncommitted row while checking the
-exclusion constraint and wait for each other; PostgreSQL breaks the deadlock
-(after deadlock_timeout, 1 s) by failing one with SQLSTATE 40P01, which the
-services do not translate into SLOT_UNAVAILABLE, so that client gets a 500.
-Among plain holds it happens now and then; when a late payment retakes its
-slot it cascades: the holds queued behind the webhook's update deadlock with
-each other and most of them answer 500. The storms therefore count such a
-request as refused (never as a winner; the invariants are checked all the
-same) and warn about it; ``test_a_deadlocked_hold_is_refused_with_409_not_500``
-reproduces it deterministically and stays xfail until it is fixed.
+On PostgreSQL, two writers that check each other's uncommitted rows in the
+exclusion constraint could deadlock (SQLSTATE 40P01); the services now take
+turns per studio (an advisory lock) and answer a deadlock, should one still
+happen, with 409 SLOT_UNAVAILABLE. The storms still count a 500 as refused
+(never as a winner) and ``test_a_deadlocked_hold_is_refused_with_409_not_500``
+pins the 409.
 """
 
 from __future__ import annotations
@@ -460,15 +455,6 @@ def test_the_constraint_is_installed(db) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "BUG bookings/services.py _insert (also _retake, booking_reschedule): only IntegrityError is turned into "
-        "SLOT_UNAVAILABLE; when two conflicting writers wait for each other in the exclusion check PostgreSQL "
-        "fails one with a deadlock (40P01, an OperationalError) and the client gets a 500"
-    ),
-)
 def test_a_deadlocked_hold_is_refused_with_409_not_500(threaded_db, open_throttles) -> None:
     """Deterministic form of the deadlock the storms hit now and then.
 
@@ -603,15 +589,6 @@ def test_holds_race_confirmations_sqlite(scenario, threaded_db, open_throttles, 
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "BUG bookings/services.py payment_mark_paid: the ALREADY_PAID check and the pending-payment lookup run "
-        "before anything is locked, so a second mark-paid racing an uncommitted first one creates and pays a "
-        "second Payment (lock the booking row first: Booking.objects.select_for_update().get(pk=booking.pk))"
-    ),
-)
 def test_concurrent_mark_paid_records_the_deposit_once(threaded_db, client_for) -> None:
     """Two staff members record the same deposit at the same moment: the first
     transaction is still open when the second request arrives."""

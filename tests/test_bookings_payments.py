@@ -35,7 +35,6 @@ from studio.models import Studio
 from studio.tenancy import studio_scope, unscoped
 from teams.roles import Role
 from tests import factories
-from tests.conftest import ON_POSTGRES
 
 WEBHOOK_SECRET = "whsec_payments_test"
 WEBHOOK_URL = "/api/v1/public/payments/stripe/webhook/"
@@ -817,14 +816,6 @@ def test_holds_release_audits_the_real_previous_status(studio) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    ON_POSTGRES,
-    strict=True,
-    reason=(
-        "BUG bookings/services.py holds_release is not @transaction.atomic but uses select_for_update(): "
-        "called on its own (a shell, a command) it raises TransactionManagementError on PostgreSQL only"
-    ),
-)
 def test_holds_release_works_on_its_own() -> None:
     studio = factories.studio()
     booking, _ = _hold(studio, _bookable(studio))
