@@ -390,11 +390,8 @@ def booking_staff_confirm(*, booking: Booking, now: datetime | None = None) -> B
     booking = Booking.objects.select_for_update().get(pk=booking.pk)
     if booking.status == BookingStatus.CONFIRMED:
         return booking
-    if booking.status not in (BookingStatus.HELD, BookingStatus.AWAITING_PAYMENT):
-        raise Conflict(f"This booking is {booking.get_status_display().lower()}.", code="NOT_HELD")
-    if booking.hold_expires_at and booking.hold_expires_at <= now:
-        # Its time may already be someone else's (holds_release runs each minute).
-        raise Conflict("The hold expired. Book the time again.", code="HOLD_EXPIRED")
+    # An expired hold's time may already be someone else's (holds_release runs each minute).
+    _require_hold(booking, now)
     return _confirm(booking, now)
 
 

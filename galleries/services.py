@@ -541,7 +541,7 @@ def live_selection(gallery: Gallery) -> Selection | None:
 
 
 def _ensure_open(gallery: Gallery) -> None:
-    if Selection.objects.filter(gallery=gallery, status=SelectionStatus.FINALIZED).exists():
+    if live_selection(gallery) is not None:
         raise SelectionLocked()
 
 

@@ -26,6 +26,15 @@ from studio.tenancy import studio_scope
 logger = logging.getLogger(__name__)
 
 
+def fan_out(task: Any) -> int:
+    """Queue ``task`` once per active studio (for Celery beat entries that
+    concern every studio); each run then enters its own studio's scope."""
+    ids = list(Studio.objects.filter(is_active=True).values_list("pk", flat=True))
+    for pk in ids:
+        task.delay(str(pk))
+    return len(ids)
+
+
 def studio_task(*, name: str, **task_options: Any) -> Callable[[Callable[..., Any]], Any]:
     task_options.setdefault("acks_late", True)
     task_options.setdefault("reject_on_worker_lost", True)

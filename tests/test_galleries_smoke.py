@@ -1,6 +1,5 @@
 from galleries.models import Asset, AssetStatus
 from studio.tenancy import studio_scope
-from teams.roles import Role
 from tests.gallery_helpers import gallery_url, jpeg, upload
 
 
@@ -46,4 +45,3 @@ def test_local_round_trip(studio, owner, client_for, api, django_capture_on_comm
         f"/api/v1/portal/galleries/{gallery.pk}/assets/{items[1]['id']}/rating/", {"stars": 3}, format="json"
     )
     assert again.status_code == 409
-    assert Role.OWNER
