@@ -91,11 +91,11 @@ class Calendar:
             key = str(override.member_id) if override.member_id else None
             self.overrides[(key, override.date)].append(override)
         margin = timedelta(days=1)
-        self.busy: dict[str, list[Interval]] = defaultdict(list)
+        busy: dict[str, list[Interval]] = defaultdict(list)
         studio_off: list[Interval] = []
         for off in TimeOff.objects.filter(who, starts_at__lt=end + margin, ends_at__gt=start - margin):
             if off.member_id:
-                self.busy[str(off.member_id)].append((off.starts_at, off.ends_at))
+                busy[str(off.member_id)].append((off.starts_at, off.ends_at))
             else:
                 studio_off.append((off.starts_at, off.ends_at))
         bookings = Booking.objects.filter(
@@ -107,14 +107,14 @@ class Calendar:
         for resource, b_start, b_end, service_id, starts_at in bookings.values_list(
             "resource", "blocked_start", "blocked_end", "service_id", "starts_at"
         ):
-            self.busy[resource].append((b_start, b_end))
+            busy[resource].append((b_start, b_end))
             if service_id == service.pk:
                 self.per_day[starts_at.astimezone(self.tz).date()] += 1
         # Per resource: its own bookings and time off, the studio's time off,
         # merged into disjoint sorted spans for one bisect per check.
         self.spans: dict[str, list[Interval]] = {}
         for resource in self.resources:
-            self.spans[resource] = _merge([*self.busy[resource], *studio_off])
+            self.spans[resource] = _merge([*busy[resource], *studio_off])
         self._starts = {r: [s for s, _ in spans] for r, spans in self.spans.items()}
 
     def working_intervals(self, resource: str, day: date) -> list[Interval]:
