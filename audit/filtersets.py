@@ -1,7 +1,7 @@
 import django_filters
 
-from audit.actions import Action
 from audit.models import AuditEvent
+from studio.auditing import Action
 from studio.context import ActorType
 
 

@@ -59,7 +59,7 @@ class AuditEvent(StudioOwnedModel):
     actor_ref = models.CharField(max_length=100, blank=True)
     actor_label = models.CharField(max_length=255)
 
-    # Validated against the registry (audit.actions.Action) by audit_record; no
+    # Validated against the registry (studio.audit_actions.Action) by audit_record; no
     # choices= here, so adding an action to the registry needs no migration.
     action = models.CharField(max_length=64, db_index=True)
     target_type = models.CharField(max_length=64, blank=True)

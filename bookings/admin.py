@@ -15,7 +15,7 @@ from bookings import services
 from bookings.models import Booking, ContactSubmission, DateOverride, Service, TimeOff, WorkingHours
 from studio.admin import ReadOnlyStudioModelAdmin, StudioModelAdmin
 from studio.errors import DomainError
-from teams.models import Membership
+from studio.models import Membership
 
 
 class _MemberForm(forms.ModelForm):

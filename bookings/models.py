@@ -40,7 +40,7 @@ class Service(StudioOwnedModel, TimestampedModel):
     is_active = models.BooleanField(default=True)
     # Who can perform it; each is a resource that cannot be double-booked.
     # Empty: the studio as a whole is the one resource.
-    members = models.ManyToManyField("teams.Membership", blank=True, related_name="services")
+    members = models.ManyToManyField("studio.Membership", blank=True, related_name="services")
 
     class Meta:
         ordering = ["name"]
@@ -58,7 +58,7 @@ class WorkingHours(StudioOwnedModel, TimestampedModel):
     """Weekly hours, in the studio's time zone; per member, or the studio's."""
 
     studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="+")
-    member = models.ForeignKey("teams.Membership", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    member = models.ForeignKey("studio.Membership", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     weekday = models.PositiveSmallIntegerField(help_text="0 = Monday ... 6 = Sunday")
     start_time = models.TimeField()
     end_time = models.TimeField()
@@ -78,7 +78,7 @@ class DateOverride(StudioOwnedModel, TimestampedModel):
     """Replaces the weekly hours on one date; no times means closed that day."""
 
     studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="+")
-    member = models.ForeignKey("teams.Membership", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    member = models.ForeignKey("studio.Membership", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     date = models.DateField()
     start_time = models.TimeField(null=True, blank=True)
     end_time = models.TimeField(null=True, blank=True)
@@ -96,7 +96,7 @@ class DateOverride(StudioOwnedModel, TimestampedModel):
 
 class TimeOff(StudioOwnedModel, TimestampedModel):
     studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="+")
-    member = models.ForeignKey("teams.Membership", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    member = models.ForeignKey("studio.Membership", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
     reason = models.CharField(max_length=200, blank=True)
@@ -134,7 +134,7 @@ class Booking(StudioOwnedModel, TimestampedModel):
     resource = models.CharField(max_length=64, default=STUDIO_RESOURCE)
     status = models.CharField(max_length=20, choices=BookingStatus.choices, default=BookingStatus.HELD)
     hold_expires_at = models.DateTimeField(null=True, blank=True)
-    assigned_members = models.ManyToManyField("teams.Membership", blank=True, related_name="bookings")
+    assigned_members = models.ManyToManyField("studio.Membership", blank=True, related_name="bookings")
     assigned_team = models.ForeignKey("teams.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     notes = models.TextField(blank=True)
     # The client's cancel/reschedule link carries the raw token; we keep its hash.
@@ -226,7 +226,7 @@ class CalendarFeed(StudioOwnedModel, TimestampedModel):
     revoked, and it shows only what its owner may see, checked on each fetch."""
 
     studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="+")
-    owner = models.ForeignKey("teams.Membership", on_delete=models.CASCADE, related_name="calendar_feeds")
+    owner = models.ForeignKey("studio.Membership", on_delete=models.CASCADE, related_name="calendar_feeds")
     scope = models.CharField(max_length=10, choices=FeedScope.choices, default=FeedScope.MEMBER)
     name = models.CharField(max_length=100, default="Bookings")
     token_hash = models.CharField(max_length=64, unique=True)

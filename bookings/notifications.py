@@ -37,9 +37,9 @@ def _send(
 
 
 def _studio_recipients(studio: Any) -> list[str]:
+    from studio.models import Membership
+    from studio.roles import Role
     from studio.tenancy import studio_scope
-    from teams.models import Membership
-    from teams.roles import Role
 
     if studio.contact_email:
         return [studio.contact_email]

@@ -16,8 +16,6 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from audit.actions import Action
-from audit.services import audit_record, snapshot
 from bookings import availability, notifications
 from bookings.models import (
     LIVE_STATUSES,
@@ -31,10 +29,11 @@ from bookings.models import (
     PaymentStatus,
     Service,
 )
+from studio.auditing import Action, audit_record, snapshot
 from studio.errors import Conflict, DomainError, Forbidden
 from studio.models import hash_token
+from studio.roles import scopes_for
 from studio.tenancy import current_studio
-from teams.roles import scopes_for
 
 
 class SlotUnavailable(Conflict):

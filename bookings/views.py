@@ -17,8 +17,8 @@ from bookings import ics
 from bookings.models import Booking, BookingStatus, CalendarFeed, FeedScope, Service
 from studio.cache import studio_cache_key
 from studio.models import Studio, hash_token
+from studio.roles import scopes_for
 from studio.tenancy import studio_scope, unscoped
-from teams.roles import scopes_for
 
 FEED_PAST = timedelta(days=90)
 FEED_FUTURE = timedelta(days=400)

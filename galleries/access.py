@@ -24,11 +24,10 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from audit.actions import Action
-from audit.services import audit_record
 from galleries.models import Gallery, GalleryStatus, Visibility, Visitor
 from galleries.services import normalise_code
 from studio import context
+from studio.auditing import Action, audit_record
 from studio.cache import studio_cache_key
 from studio.errors import DomainError
 from studio.middleware import client_ip

@@ -51,7 +51,7 @@ class Gallery(StudioOwnedModel, TimestampedModel):
     )
     selection_limit = models.PositiveIntegerField(null=True, blank=True, help_text='"Choose up to N".')
     ask_visitor_identity = models.BooleanField(default=False, help_text="Ask visitors for name and email first.")
-    assigned_members = models.ManyToManyField("teams.Membership", blank=True, related_name="assigned_galleries")
+    assigned_members = models.ManyToManyField("studio.Membership", blank=True, related_name="assigned_galleries")
     assigned_team = models.ForeignKey(
         "teams.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="galleries"
     )

@@ -25,8 +25,6 @@ from django.db.models.functions import Coalesce
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
-from audit.actions import Action
-from audit.services import audit_record, snapshot
 from galleries import imaging
 from galleries.models import (
     Asset,
@@ -43,6 +41,7 @@ from galleries.models import (
     Visitor,
 )
 from galleries.storage import derivative_key, media_store, original_key
+from studio.auditing import Action, audit_record, snapshot
 from studio.errors import Conflict, DomainError, save_or_conflict
 from studio.models import Studio
 from studio.tenancy import current_studio

@@ -17,10 +17,10 @@ from django.http import HttpRequest
 
 from studio import services
 from studio.models import Studio, User
+from studio.roles import scopes_for
 from studio.tenancy import studio_scope
-from teams.roles import scopes_for
 
-# Roles are data (teams.roles), not Django groups.
+# Roles are data (studio.roles), not Django groups.
 admin.site.unregister(Group)
 
 

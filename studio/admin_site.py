@@ -21,14 +21,13 @@ from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from studio.models import Membership
 from studio.tenancy import studio_scope, unscoped
 
 SESSION_KEY = "admin_studio_id"
 
 
 def _memberships(user: Any) -> list[Any]:
-    from teams.models import Membership
-
     with unscoped():  # a person's memberships span studios
         return list(
             Membership.objects.filter(user=user, studio__is_active=True)

@@ -1,4 +1,5 @@
-"""Platform-wide models: users, studios (the tenants) and personal API tokens."""
+"""The core's models: users, studios (the tenants), memberships (user x studio
+x role) and personal API tokens."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from django.db import models
 from django.utils import timezone
 
 from studio.ids import uuid7
+from studio.roles import Role
+from studio.tenancy import StudioOwnedModel
 
 
 class TimestampedModel(models.Model):
@@ -145,3 +148,19 @@ class ApiToken(TimestampedModel):
     @property
     def is_live(self) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
+
+
+class Membership(StudioOwnedModel, TimestampedModel):
+    """A user's place in a studio, with one role (studio.roles). Tenancy is
+    resolved from this row: no membership, no access (404)."""
+
+    studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [models.UniqueConstraint(fields=["studio", "user"], name="membership_unique_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.get_role_display()})"

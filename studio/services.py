@@ -1,4 +1,5 @@
-"""Writes for studios and personal API tokens."""
+"""Writes of the core: studios, memberships and personal API tokens. Each
+records its audit event in the same transaction."""
 
 from __future__ import annotations
 
@@ -11,12 +12,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from audit.actions import Action
-from audit.models import AuditChainHead
-from audit.services import audit_record, chain_for, snapshot
-from studio.errors import Conflict, save_or_conflict
-from studio.models import ApiToken, Studio, hash_token
-from studio.tenancy import studio_scope
+from studio.auditing import Action, audit_record, snapshot
+from studio.errors import Conflict, DomainError, Forbidden, save_or_conflict
+from studio.models import ApiToken, Membership, Studio, hash_token
+from studio.roles import Role, can_grant, rank
+from studio.tenancy import current_studio, studio_scope
 
 STUDIO_EDITABLE_FIELDS = ["name", "timezone", "contact_email"]
 
@@ -26,16 +26,12 @@ def studio_create(
     *, owner: Any, name: str, slug: str = "", timezone_name: str = "UTC", contact_email: str = ""
 ) -> Studio:
     """Create a studio with ``owner`` as its first owner."""
-    from teams.roles import Role
-    from teams.services import membership_add
-
     slug = slug or slugify(name)[:50]
     studio = Studio(name=name, slug=slug, timezone=timezone_name, contact_email=contact_email)
     studio.full_clean(validate_unique=False)  # the unique index decides, race-free
     save_or_conflict(
         studio, Conflict(f"The slug '{slug}' is taken.", code="SLUG_TAKEN", fields={"slug": ["Already in use."]})
     )
-    AuditChainHead.objects.create(chain=chain_for(studio))
     with studio_scope(studio):
         audit_record(
             action=Action.STUDIO_CREATED, target=studio, after=snapshot(studio, ["slug", *STUDIO_EDITABLE_FIELDS])
@@ -84,3 +80,62 @@ def api_token_revoke(*, token: ApiToken) -> ApiToken:
         token.save(update_fields=["revoked_at", "updated_at"])
         audit_record(action=Action.API_TOKEN_REVOKED, target=token, platform=True)
     return token
+
+
+# --- memberships -------------------------------------------------------------------
+
+
+# ``actor`` is the acting member; None means a platform operator (superuser in
+# the admin), who is above every studio role but still keeps the last owner.
+
+
+def _check_can_manage(actor: Membership | None, target: Membership) -> None:
+    if actor is not None and actor.pk != target.pk and rank(target.role) > rank(actor.role):
+        raise Forbidden("You cannot change a member whose role is above yours.", code="ROLE_ABOVE_YOURS")
+
+
+def _check_not_last_owner(membership: Membership) -> None:
+    """Lock the owners so two owners demoting each other cannot both succeed."""
+    if membership.role != Role.OWNER:
+        return
+    owners = list(Membership.objects.select_for_update().filter(role=Role.OWNER).values_list("pk", flat=True))
+    if owners == [membership.pk]:
+        raise Conflict("A studio must keep at least one owner.", code="LAST_OWNER")
+
+
+@transaction.atomic
+def membership_add(*, user: Any, role: str) -> Membership:
+    studio = current_studio()
+    membership = Membership(studio=studio, user=user, role=role)
+    save_or_conflict(membership, Conflict(f"{user.email} is already a member of this studio.", code="ALREADY_MEMBER"))
+    audit_record(action=Action.MEMBER_ADDED, target=membership, after=snapshot(membership, ["user", "role"]))
+    return membership
+
+
+@transaction.atomic
+def membership_change_role(*, actor: Membership | None, membership: Membership, role: str) -> Membership:
+    if role not in Role.values:
+        raise DomainError(f"Unknown role '{role}'.", code="UNKNOWN_ROLE", fields={"role": ["Unknown role."]})
+    if role == membership.role:
+        return membership
+    _check_can_manage(actor, membership)
+    if actor is not None and not can_grant(actor.role, role):
+        raise Forbidden("You cannot grant a role above your own.", code="ROLE_ABOVE_YOURS")
+    if role != Role.OWNER:
+        _check_not_last_owner(membership)
+    before = snapshot(membership, ["role"])
+    membership.role = role
+    membership.save(update_fields=["role", "updated_at"])
+    audit_record(
+        action=Action.MEMBER_ROLE_CHANGED, target=membership, before=before, after=snapshot(membership, ["role"])
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, actor: Membership | None, membership: Membership) -> None:
+    _check_can_manage(actor, membership)
+    _check_not_last_owner(membership)
+    before = snapshot(membership, ["user", "role"])
+    audit_record(action=Action.MEMBER_REMOVED, target=membership, before=before)
+    membership.delete()

@@ -282,7 +282,7 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "DEFAULT_GENERATOR_CLASS": "studio.api.schema.SchemaGenerator",
     "ENUM_NAME_OVERRIDES": {
-        "RoleEnum": "teams.roles.Role",
+        "RoleEnum": "studio.roles.Role",
         "GalleryStatusEnum": "galleries.models.GalleryStatus",
         "AssetStatusEnum": "galleries.models.AssetStatus",
         "SelectionStatusEnum": "galleries.models.SelectionStatus",

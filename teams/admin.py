@@ -6,11 +6,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
+from studio import services as studio_services
 from studio.admin import StudioModelAdmin
 from studio.errors import DomainError
+from studio.models import Membership
 from studio.tenancy import current_studio_or_none, unscoped
 from teams import services
-from teams.models import Invitation, Membership, Team
+from teams.models import Invitation, Team
 
 
 def _report(request: HttpRequest, exc: DomainError) -> None:
@@ -35,7 +37,7 @@ class MembershipAdmin(StudioModelAdmin):
         with self.write_scope_for(request, obj):
             fresh = Membership.objects.get(pk=obj.pk)
             try:
-                services.membership_change_role(
+                studio_services.membership_change_role(
                     actor=getattr(request, "admin_membership", None), membership=fresh, role=obj.role
                 )
             except DomainError as exc:
@@ -44,7 +46,7 @@ class MembershipAdmin(StudioModelAdmin):
     def delete_model(self, request: HttpRequest, obj: Membership) -> None:
         with self.write_scope_for(request, obj):
             try:
-                services.membership_remove(actor=getattr(request, "admin_membership", None), membership=obj)
+                studio_services.membership_remove(actor=getattr(request, "admin_membership", None), membership=obj)
             except DomainError as exc:
                 _report(request, exc)
 

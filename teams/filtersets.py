@@ -1,7 +1,8 @@
 import django_filters
 
-from teams.models import Invitation, Membership, Team
-from teams.roles import Role
+from studio.models import Membership
+from studio.roles import Role
+from teams.models import Invitation, Team
 
 
 class MembershipFilterSet(django_filters.FilterSet):

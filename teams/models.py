@@ -1,4 +1,5 @@
-"""Memberships (user x studio x role), teams inside a studio, invitations."""
+"""Teams inside a studio and invitations. Memberships and roles are the core's
+(studio.models, studio.roles): tenancy is resolved from them."""
 
 from __future__ import annotations
 
@@ -7,21 +8,8 @@ from django.db import models
 from django.utils import timezone
 
 from studio.models import TimestampedModel
+from studio.roles import Role
 from studio.tenancy import StudioOwnedModel
-from teams.roles import Role
-
-
-class Membership(StudioOwnedModel, TimestampedModel):
-    studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
-    role = models.CharField(max_length=20, choices=Role.choices)
-
-    class Meta:
-        ordering = ["created_at"]
-        constraints = [models.UniqueConstraint(fields=["studio", "user"], name="membership_unique_user")]
-
-    def __str__(self) -> str:
-        return f"{self.user} ({self.get_role_display()})"
 
 
 class Team(StudioOwnedModel, TimestampedModel):
@@ -30,7 +18,7 @@ class Team(StudioOwnedModel, TimestampedModel):
     studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="teams")
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True)
-    members = models.ManyToManyField(Membership, through="TeamMember", related_name="teams", blank=True)
+    members = models.ManyToManyField("studio.Membership", through="TeamMember", related_name="teams", blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -43,7 +31,7 @@ class Team(StudioOwnedModel, TimestampedModel):
 class TeamMember(StudioOwnedModel, TimestampedModel):
     studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="+")
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="team_members")
-    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="team_members")
+    membership = models.ForeignKey("studio.Membership", on_delete=models.CASCADE, related_name="team_members")
 
     class Meta:
         ordering = ["created_at"]

@@ -1,5 +1,6 @@
-"""Writes for memberships, teams and invitations. Each records its audit event
-inside the same transaction; emails go out only after commit."""
+"""Writes for teams and invitations (memberships are the core's:
+``studio.services``). Each records its audit event inside the same
+transaction; emails go out only after commit."""
 
 from __future__ import annotations
 
@@ -14,72 +15,13 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.actions import Action
-from audit.services import audit_record, snapshot
+from studio.auditing import Action, audit_record, snapshot
 from studio.errors import Conflict, DomainError, Forbidden, save_or_conflict
-from studio.models import Studio, hash_token
+from studio.models import Membership, Studio, hash_token
+from studio.roles import can_grant
+from studio.services import membership_add
 from studio.tenancy import current_studio, studio_scope, unscoped
-from teams.models import Invitation, InvitationStatus, Membership, Team, TeamMember
-from teams.roles import Role, can_grant, rank
-
-# --- memberships -------------------------------------------------------------------
-
-
-# ``actor`` is the acting member; None means a platform operator (superuser in
-# the admin), who is above every studio role but still keeps the last owner.
-
-
-def _check_can_manage(actor: Membership | None, target: Membership) -> None:
-    if actor is not None and actor.pk != target.pk and rank(target.role) > rank(actor.role):
-        raise Forbidden("You cannot change a member whose role is above yours.", code="ROLE_ABOVE_YOURS")
-
-
-def _check_not_last_owner(membership: Membership) -> None:
-    """Lock the owners so two owners demoting each other cannot both succeed."""
-    if membership.role != Role.OWNER:
-        return
-    owners = list(Membership.objects.select_for_update().filter(role=Role.OWNER).values_list("pk", flat=True))
-    if owners == [membership.pk]:
-        raise Conflict("A studio must keep at least one owner.", code="LAST_OWNER")
-
-
-@transaction.atomic
-def membership_add(*, user: Any, role: str) -> Membership:
-    studio = current_studio()
-    membership = Membership(studio=studio, user=user, role=role)
-    save_or_conflict(membership, Conflict(f"{user.email} is already a member of this studio.", code="ALREADY_MEMBER"))
-    audit_record(action=Action.MEMBER_ADDED, target=membership, after=snapshot(membership, ["user", "role"]))
-    return membership
-
-
-@transaction.atomic
-def membership_change_role(*, actor: Membership | None, membership: Membership, role: str) -> Membership:
-    if role not in Role.values:
-        raise DomainError(f"Unknown role '{role}'.", code="UNKNOWN_ROLE", fields={"role": ["Unknown role."]})
-    if role == membership.role:
-        return membership
-    _check_can_manage(actor, membership)
-    if actor is not None and not can_grant(actor.role, role):
-        raise Forbidden("You cannot grant a role above your own.", code="ROLE_ABOVE_YOURS")
-    if role != Role.OWNER:
-        _check_not_last_owner(membership)
-    before = snapshot(membership, ["role"])
-    membership.role = role
-    membership.save(update_fields=["role", "updated_at"])
-    audit_record(
-        action=Action.MEMBER_ROLE_CHANGED, target=membership, before=before, after=snapshot(membership, ["role"])
-    )
-    return membership
-
-
-@transaction.atomic
-def membership_remove(*, actor: Membership | None, membership: Membership) -> None:
-    _check_can_manage(actor, membership)
-    _check_not_last_owner(membership)
-    before = snapshot(membership, ["user", "role"])
-    audit_record(action=Action.MEMBER_REMOVED, target=membership, before=before)
-    membership.delete()
-
+from teams.models import Invitation, InvitationStatus, Team, TeamMember
 
 # --- teams ------------------------------------------------------------------------------
 

@@ -8,9 +8,8 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from studio.models import Studio
-from teams.models import Membership
-from teams.roles import Role
+from studio.models import Membership, Studio
+from studio.roles import Role
 from tests import factories
 
 ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith(("postgres", "postgresql", "pgsql"))

@@ -13,15 +13,15 @@ from typing import Any
 
 from django.db import models
 
-from audit.actions import Action
 from audit.models import AuditEvent
-from audit.services import audit_record
 from studio import context, services
-from studio.models import Studio, User
+from studio import services as studio_services
+from studio.auditing import Action, audit_record
+from studio.models import Membership, Studio, User
+from studio.roles import Role
 from studio.tenancy import studio_scope
 from teams import services as team_services
-from teams.models import Invitation, Membership, Team, TeamMember
-from teams.roles import Role
+from teams.models import Invitation, Team, TeamMember
 
 _seq = itertools.count(1)
 PASSWORD = "correct-horse-battery-staple"
@@ -49,7 +49,7 @@ def studio(name: str | None = None, *, owner: User | None = None, slug: str = ""
 
 def member(studio_: Studio, role: str = Role.VIEWER, *, user_: User | None = None) -> Membership:
     with context.acting_as(TEST_ACTOR), studio_scope(studio_):
-        return team_services.membership_add(user=user_ or user(), role=role)
+        return studio_services.membership_add(user=user_ or user(), role=role)
 
 
 def owner_membership(studio_: Studio) -> Membership:

@@ -9,13 +9,13 @@ import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from audit.actions import Action
 from audit.models import AuditEvent
 from studio.admin_site import SESSION_KEY
-from studio.models import Studio, User
+from studio.auditing import Action
+from studio.models import Membership, Studio, User
+from studio.roles import Role
 from studio.tenancy import current_studio_or_none, is_unscoped, studio_scope, unscoped
-from teams.models import Invitation, Membership, Team
-from teams.roles import Role
+from teams.models import Invitation, Team
 from tests import factories
 
 

@@ -31,19 +31,19 @@ from django.db import DatabaseError, connection, models, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
-from audit.actions import Action
 from audit.chain import HASHED_FIELDS, BrokenLink, compute_hash, verify_chain
 from audit.models import GENESIS_HASH, PLATFORM_CHAIN, AppendOnlyError, AuditChainHead, AuditEvent
 from audit.selectors import CSV_COLUMNS
-from audit.services import NoActor, audit_record, chain_for
+from audit.services import NoActor, chain_for
 from studio import context
 from studio import services as studio_services
+from studio.auditing import Action, audit_record
 from studio.errors import Conflict
 from studio.ids import uuid7
 from studio.models import ApiToken, Studio
-from studio.tenancy import NoStudioScope, studio_scope, unscoped
+from studio.roles import Role
+from studio.tenancy import CrossStudioWrite, NoStudioScope, studio_scope, unscoped
 from teams import services as team_services
-from teams.roles import Role
 from tests import factories
 
 TABLE = "audit_auditevent"
@@ -219,12 +219,25 @@ def test_each_studio_has_its_own_chain(studio, other_studio):
     assert first_broken_link(chain_for(other_studio)) is None
 
 
-def test_events_default_to_the_active_scope_and_explicit_studio_wins(studio, other_studio):
+def test_events_default_to_the_active_scope_and_another_studio_is_refused(studio, other_studio):
+    """The writer runs in the caller's scope (only the platform chain lifts
+    it), so an event for another studio is a cross-studio write."""
+    foreign_member = factories.member(other_studio)
     with context.acting_as(factories.TEST_ACTOR), studio_scope(studio):
         scoped = audit_record(action=Action.STUDIO_UPDATED)
+        with pytest.raises(CrossStudioWrite):
+            audit_record(action=Action.STUDIO_UPDATED, studio=other_studio)
+        with pytest.raises(CrossStudioWrite):
+            audit_record(action=Action.STUDIO_UPDATED, target=other_studio)
+        with pytest.raises(CrossStudioWrite):
+            audit_record(action=Action.MEMBER_ADDED, target=foreign_member)
+    with context.acting_as(factories.TEST_ACTOR), unscoped():  # a deliberate platform operation
         explicit = audit_record(action=Action.STUDIO_UPDATED, studio=other_studio)
+    with context.acting_as(factories.TEST_ACTOR), pytest.raises(NoStudioScope):
+        audit_record(action=Action.STUDIO_UPDATED, studio=other_studio)
     assert scoped.studio_id == studio.pk and scoped.chain == str(studio.pk)
     assert explicit.studio_id == other_studio.pk and explicit.chain == str(other_studio.pk)
+    assert first_broken_link(str(studio.pk)) is None and first_broken_link(str(other_studio.pk)) is None
 
 
 def test_api_token_events_go_to_the_platform_chain(studio, owner):

@@ -30,7 +30,6 @@ from django.utils.dateparse import parse_datetime
 from django.utils.html import escapejs
 from rest_framework.test import APIClient
 
-from audit.actions import Action
 from audit.models import AuditEvent
 from bookings import availability
 from bookings import services as booking_services
@@ -48,10 +47,10 @@ from bookings.models import (
     WorkingHours,
 )
 from studio import context
-from studio.models import Studio
+from studio.auditing import Action
+from studio.models import Membership, Studio
+from studio.roles import Role, scopes_for
 from studio.tenancy import studio_scope
-from teams.models import Membership
-from teams.roles import Role, scopes_for
 from tests import factories
 from tests.helpers import assert_api_error
 

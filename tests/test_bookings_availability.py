@@ -23,8 +23,8 @@ from bookings import availability, services
 from bookings.models import Booking, BookingStatus, DateOverride, Service, TimeOff, WorkingHours
 from studio import context
 from studio.models import Studio, hash_token
+from studio.roles import Role
 from studio.tenancy import studio_scope
-from teams.roles import Role
 from tests import factories
 from tests.helpers import assert_api_error
 

@@ -32,10 +32,10 @@ from django.utils.http import http_date, parse_http_date
 from bookings import services, tasks, views
 from bookings.models import Booking, BookingStatus, CalendarFeed, Service, WorkingHours
 from studio import context
+from studio import services as studio_services
 from studio.models import Studio, hash_token
+from studio.roles import Role
 from studio.tenancy import studio_scope
-from teams import services as team_services
-from teams.roles import Role
 from tests import factories
 from tests.helpers import assert_api_error
 
@@ -283,12 +283,12 @@ def test_a_feed_stops_serving_when_its_owner_loses_the_scope_it_needs(studio_la,
     assert fetch(api, studio_feed).status_code == 200
 
     with as_actor(studio_la):
-        team_services.membership_change_role(actor=None, membership=admin, role=Role.VIEWER)
+        studio_services.membership_change_role(actor=None, membership=admin, role=Role.VIEWER)
     assert fetch(api, studio_feed).status_code == 404  # checked on every fetch
     assert fetch(api, own_feed).status_code == 200  # a viewer may still see their own
 
     with as_actor(studio_la):
-        team_services.membership_remove(actor=None, membership=admin)
+        studio_services.membership_remove(actor=None, membership=admin)
     assert fetch(api, own_feed).status_code == 404
 
 

@@ -32,8 +32,8 @@ from bookings import services as booking_services
 from bookings.models import Booking, BookingStatus, Payment, PaymentStatus, WebhookEvent, WorkingHours
 from studio import context
 from studio.models import Studio
+from studio.roles import Role
 from studio.tenancy import studio_scope, unscoped
-from teams.roles import Role
 from tests import factories
 
 WEBHOOK_SECRET = "whsec_payments_test"

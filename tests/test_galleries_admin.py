@@ -15,17 +15,16 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
-from audit.actions import Action
 from audit.models import AuditEvent
 from galleries import services
 from galleries.models import Asset, AssetStatus, Gallery, GalleryStatus, Selection, Visitor
 from galleries.services import CODE_ALPHABET
 from galleries.storage import original_key
 from studio import context
-from studio.models import Studio, User
+from studio.auditing import Action
+from studio.models import Membership, Studio, User
+from studio.roles import Role
 from studio.tenancy import studio_scope, unscoped
-from teams.models import Membership
-from teams.roles import Role
 from tests import factories
 
 

@@ -40,8 +40,8 @@ from storages.backends.s3 import S3Storage
 
 from galleries.models import Asset, AssetStatus
 from galleries.storage import S3MediaStore, StorageError, media_store
+from studio.roles import Role
 from studio.tenancy import studio_scope
-from teams.roles import Role
 from tests import factories
 from tests.gallery_helpers import gallery_url, jpeg, make_gallery, png
 

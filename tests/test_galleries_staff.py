@@ -18,7 +18,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from audit.actions import Action
 from audit.models import AuditEvent
 from galleries import services
 from galleries.models import (
@@ -37,8 +36,9 @@ from galleries.models import (
 from galleries.services import CODE_ALPHABET
 from galleries.storage import derivative_key, original_key
 from studio import context
+from studio.auditing import Action
+from studio.roles import Role
 from studio.tenancy import studio_scope, unscoped
-from teams.roles import Role
 from tests import factories
 from tests.gallery_helpers import gallery_url, jpeg, png, upload
 from tests.helpers import assert_api_error

@@ -25,10 +25,9 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from studio.api.base import StudioScopedMixin
-from studio.models import Studio
+from studio.models import Membership, Studio
+from studio.roles import Role
 from studio.tenancy import StudioOwnedModel, StudioScopedManager, studio_scope, unscoped
-from teams.models import Membership
-from teams.roles import Role
 from tests import factories
 
 OUR_APPS = {"studio", "teams", "audit", "galleries", "bookings"}

@@ -20,14 +20,14 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from rest_framework.throttling import UserRateThrottle
 
-from audit.actions import Action
 from audit.models import AuditEvent
-from audit.services import audit_record
 from studio import context
 from studio.api.base import _SEALED, StudioAPIView, StudioViewSet
 from studio.api.views import MeView
+from studio.auditing import Action, audit_record
 from studio.cache import studio_cache_key
-from studio.models import Studio, User
+from studio.models import Membership, Studio, User
+from studio.roles import Role
 from studio.tasks import studio_task
 from studio.tenancy import (
     CrossStudioWrite,
@@ -38,8 +38,7 @@ from studio.tenancy import (
     studio_scope,
     unscoped,
 )
-from teams.models import Invitation, Membership, Team, TeamMember
-from teams.roles import Role
+from teams.models import Invitation, Team, TeamMember
 from tests import factories
 from tests.helpers import assert_api_error
 

@@ -44,8 +44,8 @@ from galleries.models import (
 from galleries.storage import media_store
 from studio import context
 from studio.cache import studio_cache_key
+from studio.roles import Role
 from studio.tenancy import studio_scope, unscoped
-from teams.roles import Role
 from tests import factories
 from tests.helpers import assert_api_error
 

@@ -8,13 +8,12 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from audit.actions import Action
 from audit.models import AuditEvent
 from studio import context, services
-from studio.models import ApiToken, Studio, hash_token
+from studio.auditing import Action
+from studio.models import ApiToken, Membership, Studio, hash_token
+from studio.roles import SCOPES, Role, scopes_for
 from studio.tenancy import studio_scope, unscoped
-from teams.models import Membership
-from teams.roles import SCOPES, Role, scopes_for
 from tests import factories
 from tests.helpers import assert_api_error
 

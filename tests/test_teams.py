@@ -13,14 +13,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from audit.actions import Action
 from audit.models import AuditEvent
 from studio import context
-from studio.models import Studio, hash_token
+from studio import services as studio_services
+from studio.auditing import Action
+from studio.models import Membership, Studio, hash_token
+from studio.roles import ROLE_SCOPES, SCOPES, Role, can_grant, rank, scopes_for
 from studio.tenancy import studio_scope, unscoped
 from teams import services as team_services
-from teams.models import Invitation, InvitationStatus, Membership, Team, TeamMember
-from teams.roles import ROLE_SCOPES, SCOPES, Role, can_grant, rank, scopes_for
+from teams.models import Invitation, InvitationStatus, Team, TeamMember
 from tests import factories
 from tests.helpers import assert_api_error
 
@@ -336,11 +337,11 @@ class TestLastOwner:
 
         with context.acting_as(factories.TEST_ACTOR), studio_scope(studio):
             with pytest.raises(Conflict) as exc_info:
-                team_services.membership_remove(actor=None, membership=owner)
+                studio_services.membership_remove(actor=None, membership=owner)
             assert exc_info.value.code == "LAST_OWNER"
             assert exc_info.value.status_code == 409
             with pytest.raises(Conflict):
-                team_services.membership_change_role(actor=None, membership=owner, role=Role.ADMIN)
+                studio_services.membership_change_role(actor=None, membership=owner, role=Role.ADMIN)
         assert membership(studio, owner.pk).role == Role.OWNER
 
 

@@ -11,14 +11,13 @@ from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
-from audit.actions import Action
 from audit.api.serializers import AuditEventSerializer
 from audit.filtersets import AuditEventFilterSet
 from audit.models import AuditEvent
 from audit.selectors import audit_events_csv
-from audit.services import audit_record
 from studio.api.base import StudioViewSet
 from studio.api.renderers import CSVRenderer
+from studio.auditing import Action, audit_record
 
 
 @extend_schema(tags=["audit"])

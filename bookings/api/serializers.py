@@ -18,7 +18,8 @@ from bookings.models import (
     WorkingHours,
 )
 from studio.api.fields import StudioObjectField, StudioObjectsField
-from teams.models import Membership, Team
+from studio.models import Membership
+from teams.models import Team
 
 
 class ServiceSerializer(serializers.ModelSerializer):

@@ -19,7 +19,8 @@ from galleries.models import (
     Visitor,
 )
 from studio.api.fields import StudioObjectField, StudioObjectsField
-from teams.models import Membership, Team
+from studio.models import Membership
+from teams.models import Team
 
 VARIANTS = ("thumb", "medium", "large", "original")
 

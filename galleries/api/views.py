@@ -37,7 +37,7 @@ from galleries.media import media_response
 from galleries.models import Asset, AssetStatus, Folder, Gallery, Rating, Selection, UploadBatch, Visitor
 from studio.api.base import StudioAPIView, StudioViewSet
 from studio.errors import Forbidden
-from teams.roles import scopes_for
+from studio.roles import scopes_for
 
 GALLERY = ("gallery", Gallery)
 _WRITE = {"POST": "gallery:write", "PUT": "gallery:write", "PATCH": "gallery:write", "DELETE": "gallery:write"}

@@ -9,7 +9,7 @@ Every endpoint under ``/api/v1/studios/{studio_slug}/`` derives from
 2. enters the studio scope for the rest of the request (``studio.tenancy``);
 3. answers 404 for an object id that is not in this studio, for every role;
 4. checks the scope the view declares for the method (``scope_map``) against
-   the member's role (``teams.roles``): 403 when the role lacks it;
+   the member's role (``studio.roles``): 403 when the role lacks it;
 5. builds every queryset from the studio, and looks objects up as
    ``(studio, id)``.
 
@@ -30,7 +30,7 @@ from rest_framework import exceptions, generics, viewsets
 from rest_framework.permissions import IsAuthenticated
 
 from studio.api.permissions import HasStudioScope, validate_scope_map
-from studio.models import Studio
+from studio.models import Membership, Studio
 from studio.tenancy import studio_scope, unscoped
 
 _SEALED = ("get_queryset", "get_object", "get_permissions", "check_permissions", "initial", "dispatch")
@@ -45,8 +45,6 @@ def require_in_scope(queryset: models.QuerySet, object_id: Any) -> None:
 
 def resolve_membership(user: Any, studio_slug: str) -> Any:
     """The caller's membership in the studio named by the URL, or 404."""
-    from teams.models import Membership
-
     with unscoped():  # looking the studio up is what gives us a scope
         membership = (
             Membership.objects.select_related("studio")

@@ -1,5 +1,5 @@
 """Scope-based permissions. Views declare the scope each HTTP method needs;
-a member's role grants scopes (teams.roles). Nothing is allowed by default."""
+a member's role grants scopes (studio.roles). Nothing is allowed by default."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework.permissions import BasePermission
 
-from teams.roles import SCOPES, scopes_for
+from studio.roles import SCOPES, scopes_for
 
 _SAFE_ALIASES = {"HEAD": "GET", "OPTIONS": "GET"}
 

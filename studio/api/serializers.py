@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from studio.models import ApiToken, Studio, User
-from teams.roles import Role, scopes_for
+from studio.roles import Role, scopes_for
 
 
 class UserSummarySerializer(serializers.ModelSerializer):

@@ -5,7 +5,6 @@ from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from studio.api import views
-from teams.api.views import InvitationAcceptView
 
 router = SimpleRouter(use_regex_path=False)
 router.register("me/tokens", views.ApiTokenViewSet, basename="api-token")
@@ -21,7 +20,7 @@ studio_patterns = [
 
 urlpatterns = [
     path("me/", views.MeView.as_view(), name="me"),
-    path("invitations/accept/", InvitationAcceptView.as_view(), name="invitation-accept"),
+    path("", include("teams.api.public_urls")),
     path("studios/<slug:studio_slug>/", include(studio_patterns)),
     path("portal/", include("galleries.api.portal_urls")),
     path("public/", include("bookings.api.public_urls")),

@@ -22,13 +22,11 @@ from studio.api.serializers import (
     StudioSerializer,
     StudioUpdateSerializer,
 )
-from studio.models import ApiToken, Studio
+from studio.models import ApiToken, Membership, Studio
 from studio.tenancy import unscoped
 
 
 def _memberships_of(user: Any) -> QuerySet:
-    from teams.models import Membership
-
     with unscoped():  # a person's memberships span studios by nature
         return Membership.objects.filter(user=user, studio__is_active=True).select_related("studio")
 

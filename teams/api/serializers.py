@@ -4,8 +4,9 @@ from rest_framework import serializers
 
 from studio.api.fields import StudioObjectsField
 from studio.api.serializers import UserSummarySerializer
-from teams.models import Invitation, InvitationStatus, Membership, Team
-from teams.roles import Role
+from studio.models import Membership
+from studio.roles import Role
+from teams.models import Invitation, InvitationStatus, Team
 
 
 class MembershipSerializer(serializers.ModelSerializer):

@@ -11,7 +11,9 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from studio import services as studio_services
 from studio.api.base import StudioViewSet
+from studio.models import Membership
 from teams import services
 from teams.api.serializers import (
     InvitationAcceptedSerializer,
@@ -22,7 +24,7 @@ from teams.api.serializers import (
     TeamSerializer,
 )
 from teams.filtersets import InvitationFilterSet, MembershipFilterSet, TeamFilterSet
-from teams.models import Invitation, Membership, Team
+from teams.models import Invitation, Team
 
 
 @extend_schema(tags=["members"])
@@ -44,13 +46,13 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         membership = self.get_object()
         serializer = MembershipUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.membership_change_role(
+        studio_services.membership_change_role(
             actor=self.membership, membership=membership, role=serializer.validated_data["role"]
         )
         return Response(self.get_serializer(membership).data)
 
     def perform_destroy(self, instance: Membership) -> None:
-        services.membership_remove(actor=self.membership, membership=instance)
+        studio_services.membership_remove(actor=self.membership, membership=instance)
 
 
 @extend_schema(tags=["teams"])

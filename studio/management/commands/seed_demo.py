@@ -1,32 +1,29 @@
 """Seed the demo studio. Safe to run again: it only creates what is missing,
-and it (re)sets the demo sign-in's password so the printed one always works."""
+and it (re)sets the demo sign-in's password so the printed one always works.
+
+The core makes the people, the studio and the memberships; each installed
+app adds its own demo data from its ``demo.py`` (``seed(studio=, members=)``,
+returning the lines it wants printed), in INSTALLED_APPS order. So the core
+imports no app, and an app's demo data lives next to its code."""
 
 from __future__ import annotations
 
-import datetime
 import os
+from importlib import import_module
 from typing import Any
 
 from allauth.account.models import EmailAddress
+from django.apps import apps
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils.module_loading import module_has_submodule
 
-from bookings import services as booking_services
-from bookings.models import Service, WorkingHours
-from galleries import services as gallery_services
-from galleries.demo_images import jpeg_bytes
-from galleries.models import Asset, AssetStatus, Gallery
-from galleries.storage import media_store, original_key
 from studio import context, services
-from studio.models import Studio, User
+from studio.models import Membership, Studio, User
+from studio.roles import Role
 from studio.tenancy import studio_scope
-from teams import services as team_services
-from teams.models import Membership, Team
-from teams.roles import Role
 
 DEMO_SLUG = "blakely"
-DEMO_GALLERY_CODE = "DEMO2025"
-DEMO_PHOTOS = 8
 DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "studio-demo-2026")
 DEMO_PEOPLE = [
     ("owner@demo.studio", "Blake Owner", Role.OWNER),
@@ -37,10 +34,20 @@ DEMO_PEOPLE = [
 ]
 
 
+def demo_modules() -> list[Any]:
+    """Every installed app's ``demo`` module, in INSTALLED_APPS order."""
+    return [
+        import_module(f"{config.name}.demo")
+        for config in apps.get_app_configs()
+        if config.name != "studio" and module_has_submodule(config.module, "demo")
+    ]
+
+
 class Command(BaseCommand):
     help = "Create (or complete) the demo studio and print how to sign in."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        lines: list[str] = []
         with context.acting_as(context.Actor.system("command:seed_demo")), transaction.atomic():
             users = {email: self._user(email, name) for email, name, _ in DEMO_PEOPLE}
             owner = users[DEMO_PEOPLE[0][0]]
@@ -54,94 +61,19 @@ class Command(BaseCommand):
             with studio_scope(studio):
                 for email, _, role in DEMO_PEOPLE:
                     if not Membership.objects.filter(user=users[email]).exists():
-                        team_services.membership_add(user=users[email], role=role)
-                if not Team.objects.filter(name="Second shooters").exists():
-                    team_services.team_create(
-                        name="Second shooters",
-                        description="Extra hands for weddings and events.",
-                        members=list(Membership.objects.filter(role__in=[Role.PHOTOGRAPHER, Role.ASSISTANT])),
-                    )
-                gallery = self._gallery()
-                self._bookings()
+                        services.membership_add(user=users[email], role=role)
+                members = {m.role: m for m in Membership.objects.select_related("user")}
+                for module in demo_modules():
+                    lines.extend(module.seed(studio=studio, members=members))
         self.stdout.write(self.style.SUCCESS(f"Demo studio '{studio.name}' is ready."))
         self.stdout.write(
-            f"\n  Client portal code  {DEMO_GALLERY_CODE} (gallery '{gallery.title}', studio '{DEMO_SLUG}')\n"
-            "\n  Sign in at   http://127.0.0.1:8000/accounts/login/\n"
+            "\n" + "".join(f"  {line}\n" for line in lines) + "\n  Sign in at   http://127.0.0.1:8000/accounts/login/\n"
             f"  Email        {DEMO_PEOPLE[0][0]}\n"
             "               (other roles: admin@, photographer@, assistant@, viewer@demo.studio)\n"
             f"  Password     {DEMO_PASSWORD}\n"
             "  Admin        http://127.0.0.1:8000/admin/\n"
-            f"  Booking page http://127.0.0.1:8000/book/{DEMO_SLUG}/   (contact: /contact/{DEMO_SLUG}/)\n"
             "  API docs     http://127.0.0.1:8000/api/docs/\n"
         )
-
-    def _gallery(self) -> Gallery:
-        """A published gallery with a few generated photos, made by the real pipeline."""
-        gallery = Gallery.objects.filter(access_code=DEMO_GALLERY_CODE).first()
-        if gallery is None:
-            gallery = gallery_services.gallery_create(
-                title="Smith & Jones Wedding",
-                access_code=DEMO_GALLERY_CODE,
-                client_name="Sam Smith",
-                client_email="sam@example.com",
-                selection_limit=30,
-            )
-        missing = DEMO_PHOTOS - Asset.objects.filter(gallery=gallery).count()
-        for index in range(max(missing, 0)):
-            data = jpeg_bytes(1500, 1000, seed=100 + index, orientation=6 if index % 3 == 2 else 1, quality=88)
-            asset = Asset(
-                studio=gallery.studio,
-                gallery=gallery,
-                original_filename=f"DSC_{1001 + index}.jpg",
-                content_type="image/jpeg",
-                size=len(data),
-                status=AssetStatus.PROCESSING,
-                sort_order=index + 1,
-            )
-            asset.storage_key = original_key(asset, "jpg")
-            asset.save()
-            media_store().put(asset.storage_key, data, "image/jpeg")
-            gallery_services.asset_process(asset_id=asset.pk)
-        if gallery.cover_id is None:
-            first = Asset.objects.filter(gallery=gallery, status=AssetStatus.READY).order_by("sort_order").first()
-            gallery_services.gallery_set_cover(gallery=gallery, asset=first)
-        gallery_services.gallery_publish(gallery=gallery)
-        return gallery
-
-    def _bookings(self) -> None:
-        """Two services and weekday hours (studio time, America/Los_Angeles)."""
-        if not Service.objects.exists():
-            booking_services.service_save(
-                service=Service(
-                    name="Portrait session",
-                    description="One hour in the studio.",
-                    duration_minutes=60,
-                    buffer_after_minutes=15,
-                    price=250,
-                    deposit=0,
-                    min_notice_minutes=24 * 60,
-                )
-            )
-            booking_services.service_save(
-                service=Service(
-                    name="Engagement shoot",
-                    description="Two hours on location.",
-                    duration_minutes=120,
-                    buffer_before_minutes=30,
-                    buffer_after_minutes=30,
-                    price=600,
-                    deposit=150,
-                    daily_limit=2,
-                )
-            )
-        if not WorkingHours.objects.exists():
-            for weekday in range(5):
-                booking_services.availability_save(
-                    obj=WorkingHours(weekday=weekday, start_time=datetime.time(9), end_time=datetime.time(18))
-                )
-            booking_services.availability_save(
-                obj=WorkingHours(weekday=5, start_time=datetime.time(10), end_time=datetime.time(16))
-            )
 
     def _user(self, email: str, name: str) -> User:
         user = User.objects.filter(email=email).first() or User.objects.create_user(email=email, full_name=name)

@@ -1,4 +1,5 @@
-"""The one registry of audit actions. Every event's action is one of these.
+"""The one registry of audit actions. Every event's action is one of these;
+the core and every app record them through ``studio.auditing``.
 
 Names are ``<entity>.<verb>``. Add new actions here as apps grow.
 """
