@@ -2,70 +2,33 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 
 from django.core.cache import cache
-from django.db.models import Count, Max, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.http import http_date, parse_http_date_safe
 from django.views.decorators.http import require_GET
 
-from bookings import ics
-from bookings.models import Booking, BookingStatus, CalendarFeed, FeedScope, Service
+from bookings import ics, selectors
+from bookings.models import CalendarFeed
 from studio.cache import studio_cache_key
-from studio.models import Studio, hash_token
-from studio.roles import scopes_for
-from studio.tenancy import studio_scope, unscoped
+from studio.models import Studio
+from studio.tenancy import studio_scope
 
-FEED_PAST = timedelta(days=90)
-FEED_FUTURE = timedelta(days=400)
 FEED_CACHE_SECONDS = 6 * 3600
-
-
-def feed_bookings(feed: CalendarFeed) -> QuerySet:
-    """What the feed's owner may see: every booking (studio feeds, booking:admin)
-    or those assigned to them or their teams. Holds are left out: they last
-    minutes; cancelled bookings stay, so calendars remove them."""
-    now = timezone.now()
-    bookings = Booking.objects.filter(starts_at__gte=now - FEED_PAST, starts_at__lte=now + FEED_FUTURE).exclude(
-        status=BookingStatus.HELD
-    )
-    if feed.scope == FeedScope.MEMBER:
-        mine = Q(assigned_members=feed.owner) | Q(resource=str(feed.owner_id))
-        mine |= Q(assigned_team__team_members__membership=feed.owner)
-        bookings = bookings.filter(pk__in=Booking.objects.filter(mine).values("pk"))
-    return bookings
-
-
-def _allowed(feed: CalendarFeed) -> bool:
-    scopes = scopes_for(feed.owner.role)
-    needed = "booking:admin" if feed.scope == FeedScope.STUDIO else "booking:read"
-    return needed in scopes
 
 
 @require_GET
 def calendar_feed(request: HttpRequest, token: str) -> HttpResponse:
-    with unscoped():  # the token names the feed, whichever studio it is in
-        feed = (
-            CalendarFeed.objects.select_related("studio", "owner")
-            .filter(token_hash=hash_token(token), revoked_at__isnull=True, studio__is_active=True)
-            .first()
-        )
-    # The owner's role is checked on every fetch: a demoted member's feed
-    # stops showing what they may no longer see.
-    if feed is None or not _allowed(feed):
+    feed = selectors.feed_for_token(token)
+    if feed is None:
         raise Http404("No such calendar.")
     with studio_scope(feed.studio):
-        bookings = feed_bookings(feed)
-        # Events also show the service's name and the studio's name and zone:
-        # their changes must change the ETag (and the cached body) too.
-        stamp = bookings.aggregate(count=Count("pk"), last=Max("updated_at"), service=Max("service__updated_at"))
-        last = max(filter(None, [stamp["last"], stamp["service"], feed.updated_at, feed.studio.updated_at]))
-        version = f"{feed.pk}:{feed.scope}:{feed.name}:{stamp['count']}:{last.isoformat()}"
-        etag = '"' + hashlib.sha256(version.encode()).hexdigest()[:32] + '"'
+        bookings = selectors.feed_bookings(feed)
+        version = selectors.feed_version(feed, bookings)
+        etag, last = version.etag, version.last_modified
         if _not_modified(request, etag, last):
             response = HttpResponseNotModified()
         else:
@@ -97,7 +60,7 @@ def _not_modified(request: HttpRequest, etag: str, last: object) -> bool:
 def book(request: HttpRequest, slug: str) -> HttpResponse:
     studio = get_object_or_404(Studio, slug=slug, is_active=True)
     with studio_scope(studio):
-        services = list(Service.objects.filter(is_active=True))
+        services = list(selectors.active_services())
     return render(request, "bookings/book.html", {"studio": studio, "services": services})
 
 
@@ -108,5 +71,5 @@ def manage(request: HttpRequest, token: str) -> HttpResponse:
 def contact(request: HttpRequest, slug: str) -> HttpResponse:
     studio = get_object_or_404(Studio, slug=slug, is_active=True)
     with studio_scope(studio):
-        services = list(Service.objects.filter(is_active=True))
+        services = list(selectors.active_services())
     return render(request, "bookings/contact.html", {"studio": studio, "services": services})

@@ -13,8 +13,8 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
-from galleries import services
-from galleries.models import Asset, AssetStatus, Gallery, Selection, SelectionStatus
+from galleries import selectors, services
+from galleries.models import Asset, AssetStatus, Gallery, Selection
 from studio.admin import ReadOnlyStudioModelAdmin, StudioModelAdmin, has_scope
 from studio.errors import DomainError
 from studio.tenancy import current_studio_or_none, unscoped
@@ -167,7 +167,7 @@ class GalleryAdmin(StudioModelAdmin):
 
     @admin.display(description="Photos by status")
     def asset_summary(self, gallery: Gallery) -> str:
-        counts = dict(Asset.objects.filter(gallery=gallery).values_list("status").annotate(n=Count("pk")))
+        counts = selectors.asset_counts_by_status(gallery)
         parts = [(label, counts.get(value, 0)) for value, label in AssetStatus.choices]
         link = reverse("admin:galleries_asset_changelist") + f"?gallery__id__exact={gallery.pk}"
         return format_html("{} · <a href='{}'>all photos</a>", format_html_join(" · ", "{}: {}", parts), link)
@@ -179,7 +179,7 @@ class GalleryAdmin(StudioModelAdmin):
 
     @admin.display(description="Selection")
     def selection_summary(self, gallery: Gallery) -> str:
-        live = Selection.objects.filter(gallery=gallery, status=SelectionStatus.FINALIZED).first()
+        live = selectors.live_selection(gallery)
         if live is None:
             return "Open: the client has not finalised."
         names = ", ".join(row["filename"] for row in live.snapshot[:50])

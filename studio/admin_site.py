@@ -21,19 +21,10 @@ from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from studio.models import Membership
+from studio import selectors
 from studio.tenancy import studio_scope, unscoped
 
 SESSION_KEY = "admin_studio_id"
-
-
-def _memberships(user: Any) -> list[Any]:
-    with unscoped():  # a person's memberships span studios
-        return list(
-            Membership.objects.filter(user=user, studio__is_active=True)
-            .select_related("studio")
-            .order_by("studio__name")
-        )
 
 
 class StudioAdminSite(admin.AdminSite):
@@ -45,7 +36,7 @@ class StudioAdminSite(admin.AdminSite):
         user = request.user
         if not (user.is_active and user.is_authenticated):
             return False
-        return user.is_superuser or bool(_memberships(user))
+        return user.is_superuser or selectors.memberships_of(user).exists()
 
     def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         """Sign-in goes through allauth (email verification, two-factor)."""
@@ -64,7 +55,7 @@ class StudioAdminSite(admin.AdminSite):
             return contextlib.nullcontext()
         if user.is_superuser:
             return unscoped()
-        memberships = _memberships(user)
+        memberships = list(selectors.memberships_of(user))
         if not memberships:
             return contextlib.nullcontext()
         chosen = request.session.get(SESSION_KEY)

@@ -4,11 +4,11 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from studio.admin_site import _memberships
+from studio import selectors
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    memberships = _memberships(request.user) if request.user.is_authenticated else []
+    memberships = list(selectors.memberships_of(request.user)) if request.user.is_authenticated else []
     return render(request, "home.html", {"memberships": memberships})
 
 

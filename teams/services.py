@@ -20,8 +20,9 @@ from studio.errors import Conflict, DomainError, Forbidden, save_or_conflict
 from studio.models import Membership, Studio, hash_token
 from studio.roles import can_grant
 from studio.services import membership_add
-from studio.tenancy import current_studio, studio_scope, unscoped
+from studio.tenancy import current_studio, studio_scope
 from teams.models import Invitation, InvitationStatus, Team, TeamMember
+from teams.selectors import InvalidInvitation, invitation_for_token
 
 # --- teams ------------------------------------------------------------------------------
 
@@ -144,21 +145,6 @@ def invitation_revoke(*, invitation: Invitation) -> Invitation:
     if invitation.status != InvitationStatus.PENDING:
         raise Conflict(f"This invitation is already {invitation.status}.", code="INVITATION_NOT_PENDING")
     _revoke(invitation)
-    return invitation
-
-
-class InvalidInvitation(DomainError):
-    code = "INVITATION_INVALID"
-    status_code = 400
-    default_message = "This invitation link is invalid, expired, revoked or already used."
-
-
-def invitation_for_token(raw_token: str) -> Invitation:
-    """The pending invitation a raw token names, whichever studio it is for."""
-    with unscoped():  # the token is what tells us the studio
-        invitation = Invitation.objects.select_related("studio").filter(token_hash=hash_token(raw_token)).first()
-    if invitation is None or invitation.status != InvitationStatus.PENDING or not invitation.studio.is_active:
-        raise InvalidInvitation()
     return invitation
 
 

@@ -8,13 +8,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from studio.errors import DomainError
-from teams import services
+from teams import selectors, services
 
 
 @login_required
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     try:
-        invitation = services.invitation_for_token(token)
+        invitation = selectors.invitation_for_token(token)
     except DomainError as exc:
         return render(request, "teams/invitation_accept.html", {"error": exc.message}, status=400)
     if request.method == "POST":

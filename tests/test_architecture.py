@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,3 +68,10 @@ def test_the_core_records_audit_events_through_the_installed_writer(monkeypatch)
         assert "audit" in str(exc)
     else:
         raise AssertionError("recording without a writer must fail")
+
+
+@pytest.mark.parametrize("app", ("studio", *APPS))
+def test_every_app_has_the_same_shape(app):
+    package = ROOT / app
+    for required in ("models.py", "services", "selectors.py", "admin.py", "api", "apps.py"):
+        assert (package / required).exists() or (package / f"{required}.py").exists(), f"{app}/ has no {required}"

@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from audit.chain import HASHED_FIELDS, BrokenLink, compute_hash, verify_chain
 from audit.models import GENESIS_HASH, PLATFORM_CHAIN, AppendOnlyError, AuditChainHead, AuditEvent
-from audit.selectors import CSV_COLUMNS
+from audit.selectors import EVENT_FIELDS
 from audit.services import NoActor, chain_for
 from studio import context
 from studio import services as studio_services
@@ -929,7 +929,7 @@ def test_list_item_shape(studio, owner_client):
     event = record(studio, before={"name": "Old"}, after={"name": "New"})
     response = owner_client.get(audit_url(studio))
     row = next(r for r in response.data["results"] if r["id"] == str(event.pk))
-    assert set(row) == set(CSV_COLUMNS)
+    assert set(row) == set(EVENT_FIELDS)
     assert row["action"] == "studio.updated"
     assert row["actor_type"] == "system"
     assert row["actor_user"] is None
@@ -1143,15 +1143,15 @@ def test_export_is_csv_oldest_first(studio, other_studio, owner_client, history)
         response["Content-Disposition"],
     )
     rows = csv_rows(response)
-    assert rows[0] == list(CSV_COLUMNS)
+    assert rows[0] == list(EVENT_FIELDS)
     ids = [row[0] for row in rows[1:]]
     before = [str(e.pk) for e in history.events]
     assert ids[: len(before)] == before  # oldest first, every event of the studio
     assert len(ids) - len(before) <= 1  # at most the export's own event, last
     assert str(theirs.pk) not in ids
-    assert all(len(row) == len(CSV_COLUMNS) for row in rows)
+    assert all(len(row) == len(EVENT_FIELDS) for row in rows)
 
-    by_id = {row[0]: dict(zip(CSV_COLUMNS, row, strict=True)) for row in rows[1:]}
+    by_id = {row[0]: dict(zip(EVENT_FIELDS, row, strict=True)) for row in rows[1:]}
     owners_team = next(e for e in history.events if e.actor_type == "user")
     row = by_id[str(owners_team.pk)]
     assert row["action"] == "team.created"
@@ -1181,7 +1181,7 @@ def test_export_event_records_every_value_of_a_repeated_filter(studio, owner_cli
     response = owner_client.get(audit_url(studio, "export/") + "?action=team.created&action=member.removed")
     assert response.status_code == 200
     rows = csv_rows(response)
-    assert rows[0] == list(CSV_COLUMNS)
+    assert rows[0] == list(EVENT_FIELDS)
 
     recorded = _exported_events(studio)[-1].after["filters"]["action"]
     values = recorded if isinstance(recorded, list) else [recorded]
@@ -1193,7 +1193,7 @@ def test_export_honours_filters(studio, owner_client, history):
     response = owner_client.get(audit_url(studio, "export/"), {"action": "team.created"})
     rows = csv_rows(response)[1:]
     assert [row[0] for row in rows] == [str(e.pk) for e in history.events if e.action == "team.created"]
-    assert {row[CSV_COLUMNS.index("action")] for row in rows} == {"team.created"}
+    assert {row[EVENT_FIELDS.index("action")] for row in rows} == {"team.created"}
 
     owner_only = csv_rows(owner_client.get(audit_url(studio, "export/"), {"actor_type": "user"}))[1:]
     assert [row[0] for row in owner_only][:1] == [str(e.pk) for e in history.events if e.actor_type == "user"]
@@ -1210,14 +1210,14 @@ def test_export_accepts_text_csv(studio, owner_client):
     response = owner_client.get(audit_url(studio, "export/"), HTTP_ACCEPT="text/csv")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
-    assert csv_rows(response)[0] == list(CSV_COLUMNS)
+    assert csv_rows(response)[0] == list(EVENT_FIELDS)
 
 
 @pytest.mark.parametrize("payload", ['=HYPERLINK("http://evil.example","x")', "+1+1", "-2+3", "@SUM(A1)", "\t=1"])
 def test_export_escapes_spreadsheet_formulas(studio, owner_client, payload):
     factories.team(studio, name=payload)
     rows = csv_rows(owner_client.get(audit_url(studio, "export/"), {"action": "team.created"}))
-    label = rows[1][CSV_COLUMNS.index("target_label")]
+    label = rows[1][EVENT_FIELDS.index("target_label")]
     assert label == "'" + payload
 
 
@@ -1229,8 +1229,8 @@ def test_export_escapes_formulas_in_client_supplied_values(studio, owner_client)
     )
     assert response.status_code == 201
     rows = csv_rows(owner_client.get(audit_url(studio, "export/"), {"action": "team.created"}))
-    assert rows[1][CSV_COLUMNS.index("user_agent")] == "'" + agent
-    assert rows[1][CSV_COLUMNS.index("target_label")] == "Plain"  # ordinary values are left alone
+    assert rows[1][EVENT_FIELDS.index("user_agent")] == "'" + agent
+    assert rows[1][EVENT_FIELDS.index("target_label")] == "Plain"  # ordinary values are left alone
 
 
 def test_export_streams_outside_the_request_scope(studio, other_studio, owner_client):

@@ -684,12 +684,12 @@ def test_late_payment_races_new_holds(released, threaded_db, open_throttles, set
     three times) while 20 others hold the same time. Whoever wins, one live
     booking results, and the payment is paid exactly when the payer got the
     slot (otherwise it is flagged for a refund)."""
-    from bookings import payments
+    from bookings import providers
 
     settings.PAYMENT_PROVIDER = "stripe"
     settings.STRIPE_SECRET_KEY = "sk_test_x"
     settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
-    monkeypatch.setattr(payments, "provider", lambda: payments.StripeProvider(client=_FakeStripe()))
+    monkeypatch.setattr(providers, "provider", lambda: providers.StripeProvider(client=_FakeStripe()))
     studio = factories.studio()
     service = _bookable(studio, duration_minutes=60, price=200, deposit=50)
     start = _noon(service)

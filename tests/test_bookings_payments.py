@@ -27,7 +27,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
-from bookings import availability, payments
+from bookings import availability, providers
 from bookings import services as booking_services
 from bookings.models import Booking, BookingStatus, Payment, PaymentStatus, WebhookEvent, WorkingHours
 from studio import context
@@ -160,7 +160,7 @@ def fake_stripe(settings, monkeypatch) -> FakeStripe:
     settings.STRIPE_SECRET_KEY = "sk_test_x"
     settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
     fake = FakeStripe()
-    monkeypatch.setattr(payments, "provider", lambda: payments.StripeProvider(client=fake))
+    monkeypatch.setattr(providers, "provider", lambda: providers.StripeProvider(client=fake))
     return fake
 
 
@@ -462,11 +462,11 @@ def test_repeating_a_manual_checkout_neither_duplicates_the_payment_nor_extends_
 
 def test_provider_follows_the_setting(settings) -> None:
     settings.PAYMENT_PROVIDER = "manual"
-    assert isinstance(payments.provider(), payments.ManualProvider)
+    assert isinstance(providers.provider(), providers.ManualProvider)
     settings.PAYMENT_PROVIDER = "stripe"
     settings.STRIPE_SECRET_KEY = "sk_test_x"
-    chosen = payments.provider()
-    assert isinstance(chosen, payments.StripeProvider)
+    chosen = providers.provider()
+    assert isinstance(chosen, providers.StripeProvider)
     assert isinstance(chosen.client, stripe.StripeClient)
 
 
@@ -521,14 +521,16 @@ def test_stripe_provider_through_the_real_client_sends_a_form_encoded_request(st
     no network, but the library's real encoding and headers."""
     settings.STRIPE_SECRET_KEY = "sk_test_x"
     http = CannedHTTP()
-    provider = payments.StripeProvider(client=stripe.StripeClient("sk_test_x", http_client=http, max_network_retries=0))
+    provider = providers.StripeProvider(
+        client=stripe.StripeClient("sk_test_x", http_client=http, max_network_retries=0)
+    )
     booking, _ = _hold(studio, _bookable(studio, price=200, deposit=Decimal("12.50")))
     with studio_scope(studio):
         payment = Payment.objects.create(
             studio=studio, booking=booking, provider="stripe", amount=Decimal("12.50"), currency="USD"
         )
         checkout = provider.create_checkout(payment, success_url="https://x/ok", cancel_url="https://x/back")
-    assert checkout == payments.Checkout(reference="cs_test_http", url="https://checkout.stripe.com/c/pay/x")
+    assert checkout == providers.Checkout(reference="cs_test_http", url="https://checkout.stripe.com/c/pay/x")
 
     ((method, url, headers, post_data),) = http.requests
     assert method == "post"
@@ -544,7 +546,7 @@ def test_stripe_provider_through_the_real_client_sends_a_form_encoded_request(st
 
 
 def test_stripe_provider_uses_no_deprecated_client_api(studio) -> None:
-    provider = payments.StripeProvider(client=stripe.StripeClient("sk_test_x", http_client=CannedHTTP()))
+    provider = providers.StripeProvider(client=stripe.StripeClient("sk_test_x", http_client=CannedHTTP()))
     booking, _ = _hold(studio, _bookable(studio, price=200, deposit=50))
     with studio_scope(studio):
         payment = Payment.objects.create(

@@ -18,7 +18,7 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from galleries import services
 from galleries.models import Asset, AssetStatus, Gallery, GalleryStatus, Selection, Visitor
-from galleries.services import CODE_ALPHABET
+from galleries.services.galleries import CODE_ALPHABET
 from galleries.storage import original_key
 from studio import context
 from studio.auditing import Action

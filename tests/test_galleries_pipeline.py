@@ -26,7 +26,7 @@ from django.core.files.storage import default_storage
 from PIL import ExifTags, Image
 from rest_framework.test import APIClient
 
-from galleries import imaging, services, tasks
+from galleries import imaging, selectors, services, tasks
 from galleries.models import Asset, AssetStatus, UploadBatch
 from galleries.storage import LocalMediaStore, StorageError, derivative_key, media_store, original_key
 from studio import context
@@ -715,7 +715,7 @@ def test_presign_refuses_a_known_sha256_up_front(studio, gallery, staff):
 
 def usage(studio: Studio) -> int:
     with studio_scope(studio):
-        return services.storage_usage(studio)
+        return selectors.storage_usage(studio)
 
 
 def set_quota(studio: Studio, quota: int) -> None:

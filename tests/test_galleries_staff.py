@@ -33,7 +33,7 @@ from galleries.models import (
     UploadBatch,
     Visitor,
 )
-from galleries.services import CODE_ALPHABET
+from galleries.services.galleries import CODE_ALPHABET
 from galleries.storage import derivative_key, original_key
 from studio import context
 from studio.auditing import Action

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from audit.models import AuditEvent
+from audit.selectors import EVENT_FIELDS
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
@@ -8,22 +9,5 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AuditEvent
-        fields = [
-            "id",
-            "created_at",
-            "action",
-            "actor_type",
-            "actor_user",
-            "actor_label",
-            "target_type",
-            "target_id",
-            "target_label",
-            "before",
-            "after",
-            "ip",
-            "user_agent",
-            "request_id",
-            "prev_hash",
-            "hash",
-        ]
+        fields = EVENT_FIELDS
         read_only_fields = fields

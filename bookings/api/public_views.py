@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle
 from rest_framework.views import APIView
 
-from bookings import availability, services
+from bookings import availability, selectors, services
 from bookings.api.serializers import (
     CancelSerializer,
     ContactSerializer,
@@ -32,7 +32,6 @@ from bookings.api.serializers import (
     SlotSerializer,
 )
 from bookings.models import Booking, Service
-from bookings.payments import BadWebhook, handle_stripe_webhook
 from studio import context
 from studio.errors import DomainError
 from studio.middleware import client_ip
@@ -154,7 +153,7 @@ class ClientBookingView(_ScopedView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        self.booking = services.booking_for_token(kwargs["token"])
+        self.booking = selectors.booking_for_token(kwargs["token"])
         self._stack.enter_context(studio_scope(self.booking.studio))
         self._stack.enter_context(
             context.acting_as(context.Actor.client(self.booking.client_email, self.booking.client_name))
@@ -222,7 +221,7 @@ class StripeWebhookView(APIView):
     @extend_schema(request=None, responses={200: None})
     def post(self, request: Request) -> Response:
         try:
-            outcome = handle_stripe_webhook(request.body, request.headers.get("Stripe-Signature", ""))
-        except BadWebhook as exc:
+            outcome = services.handle_stripe_webhook(request.body, request.headers.get("Stripe-Signature", ""))
+        except services.BadWebhook as exc:
             raise DomainError("The webhook signature or payload is invalid.", code="INVALID_WEBHOOK") from exc
         return Response({"outcome": outcome})

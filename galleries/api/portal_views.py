@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from galleries import access, services
+from galleries import access, selectors, services
 from galleries.api.portal_base import PortalAPIView, PortalViewSet
 from galleries.api.serializers import (
     AssetIdsSerializer,
@@ -38,7 +38,7 @@ from galleries.api.serializers import (
 )
 from galleries.filtersets import PortalAssetFilterSet
 from galleries.media import media_response
-from galleries.models import Asset, AssetStatus, DownloadPermission, Folder, Gallery, Placement, Rating, Selection
+from galleries.models import Asset, AssetStatus, DownloadPermission, Folder, Gallery, Selection
 from studio.errors import DomainError
 from studio.tenancy import studio_scope
 
@@ -49,7 +49,7 @@ class _CSRF(SessionAuthentication):
 
 def _gallery_payload(gallery: Gallery) -> dict[str, Any]:
     with studio_scope(gallery.studio):
-        finalized = services.live_selection(gallery) is not None
+        finalized = selectors.live_selection(gallery) is not None
         return PortalGallerySerializer(gallery, context={"finalized": finalized}).data
 
 
@@ -108,12 +108,8 @@ class PortalGalleryView(PortalAPIView):
 
     @extend_schema(responses=PortalGallerySerializer)
     def get(self, request: Request, gallery_pk: Any) -> Response:
-        finalized = services.live_selection(self.gallery) is not None
+        finalized = selectors.live_selection(self.gallery) is not None
         return Response(PortalGallerySerializer(self.gallery, context={"finalized": finalized}).data)
-
-
-def _my_stars(visitor: Any) -> Subquery:
-    return Subquery(Rating.objects.filter(asset=OuterRef("pk"), visitor=visitor).values("stars")[:1])
 
 
 @extend_schema(tags=["portal"])
@@ -127,17 +123,11 @@ class PortalAssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Porta
     ordering = ("sort_order", "created_at")
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
-        return queryset.filter(status=AssetStatus.READY).annotate(my_stars=_my_stars(self.visitor))
+        return selectors.portal_assets(queryset, visitor=self.visitor)
 
     def paginate_queryset(self, queryset: QuerySet) -> list[Asset] | None:
         page = super().paginate_queryset(queryset)
-        # The page's folders in one flat query: prefetching Placement models
-        # cost more than the rest of the request (bench/gallery_list.py).
-        folders: dict[Any, list[str]] = {}
-        rows = Placement.objects.filter(asset__in=page or []).order_by("folder__sort_order")
-        for asset_id, folder_id in rows.values_list("asset_id", "folder_id"):
-            folders.setdefault(asset_id, []).append(str(folder_id))
-        self.folders_by_asset = folders
+        self.folders_by_asset = selectors.folder_ids_by_asset(page or [])
         return page
 
     def get_serializer_context(self) -> dict[str, Any]:
@@ -170,7 +160,7 @@ class PortalAssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Porta
         serializer.is_valid(raise_exception=True)
         items = serializer.validated_data["ratings"]
         ids = {item["asset"] for item in items}
-        found = {a.pk: a for a in Asset.objects.filter(gallery=self.gallery, status=AssetStatus.READY, pk__in=ids)}
+        found = selectors.ready_assets_by_id(self.gallery, ids)
         missing = sorted(str(i) for i in ids - set(found))
         if missing:
             raise DomainError(
@@ -240,9 +230,7 @@ class PortalFolderViewSet(
     ordering = ("sort_order", "created_at")
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
-        from django.db.models import Count
-
-        return queryset.annotate(asset_count=Count("placements"))
+        return selectors.folders_with_counts(queryset)
 
     def perform_create(self, serializer: FolderSerializer) -> None:
         serializer.instance = services.folder_create(
@@ -305,7 +293,7 @@ class PortalSelectionView(PortalAPIView):
 
     @extend_schema(responses=SelectionSerializer)
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        selection = services.live_selection(self.gallery)
+        selection = selectors.live_selection(self.gallery)
         if selection is None:
             raise DomainError("Nothing is finalised yet.", code="NOT_FINALIZED", status_code=404)
         return Response(SelectionSerializer(selection).data)

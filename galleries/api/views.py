@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Avg, Count, Prefetch, QuerySet
+from django.db.models import QuerySet
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from galleries import services
+from galleries import selectors, services
 from galleries.api.serializers import (
     AssetIdsSerializer,
     AssetRatingsSerializer,
@@ -34,7 +34,7 @@ from galleries.api.serializers import (
 )
 from galleries.filtersets import GalleryFilterSet, StaffAssetFilterSet
 from galleries.media import media_response
-from galleries.models import Asset, AssetStatus, Folder, Gallery, Rating, Selection, UploadBatch, Visitor
+from galleries.models import Asset, Folder, Gallery, Selection, UploadBatch, Visitor
 from studio.api.base import StudioAPIView, StudioViewSet
 from studio.errors import Forbidden
 from studio.roles import scopes_for
@@ -69,7 +69,7 @@ class GalleryViewSet(
     }
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
-        return queryset.annotate(asset_count=Count("assets")).prefetch_related("assigned_members")
+        return selectors.galleries_with_counts(queryset)
 
     def _fields(self, data: dict[str, Any]) -> dict[str, Any]:
         data = dict(data)
@@ -157,7 +157,7 @@ class AssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
     ordering = ("sort_order", "created_at")
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
-        return queryset.annotate(average_stars=Avg("ratings__stars"), rating_count=Count("ratings"))
+        return selectors.assets_with_rating_summary(queryset)
 
     def perform_destroy(self, instance: Asset) -> None:
         services.asset_delete(asset=instance)
@@ -219,13 +219,8 @@ class UploadBatchViewSet(mixins.RetrieveModelMixin, StudioViewSet):
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         batch = self.get_object()
-        counts = services.batch_progress(batch)
-        failed = Asset.objects.filter(batch=batch, status=AssetStatus.FAILED).values_list(
-            "pk", "original_filename", "failure_reason"
-        )
-        batch.counts = counts
-        batch.failed = [{"asset": pk, "filename": name, "reason": reason} for pk, name, reason in failed]
-        batch.done = counts[AssetStatus.AWAITING_UPLOAD] == 0 and counts[AssetStatus.PROCESSING] == 0
+        for name, value in selectors.upload_batch_progress(batch).items():
+            setattr(batch, name, value)
         return Response(UploadBatchSerializer(batch).data)
 
     @extend_schema(request=CompleteRequestSerializer, responses=CompleteResponseSerializer)
@@ -256,9 +251,7 @@ class RatingSummaryViewSet(mixins.ListModelMixin, StudioViewSet):
     ordering = ("sort_order", "created_at")
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
-        return queryset.annotate(average_stars=Avg("ratings__stars"), rating_count=Count("ratings")).prefetch_related(
-            Prefetch("ratings", queryset=Rating.objects.select_related("visitor").order_by("created_at"))
-        )
+        return selectors.assets_with_ratings(queryset)
 
 
 @extend_schema(tags=["galleries"])
@@ -293,7 +286,7 @@ class FolderViewSet(
     ordering = ("sort_order", "created_at")
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
-        return queryset.annotate(asset_count=Count("placements"))
+        return selectors.folders_with_counts(queryset)
 
     def perform_create(self, serializer: FolderSerializer) -> None:
         serializer.instance = services.folder_create(gallery=self.gallery, name=serializer.validated_data["name"])

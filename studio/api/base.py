@@ -29,8 +29,9 @@ from django.shortcuts import get_object_or_404
 from rest_framework import exceptions, generics, viewsets
 from rest_framework.permissions import IsAuthenticated
 
+from studio import selectors
 from studio.api.permissions import HasStudioScope, validate_scope_map
-from studio.models import Membership, Studio
+from studio.models import Studio
 from studio.tenancy import studio_scope, unscoped
 
 _SEALED = ("get_queryset", "get_object", "get_permissions", "check_permissions", "initial", "dispatch")
@@ -45,12 +46,7 @@ def require_in_scope(queryset: models.QuerySet, object_id: Any) -> None:
 
 def resolve_membership(user: Any, studio_slug: str) -> Any:
     """The caller's membership in the studio named by the URL, or 404."""
-    with unscoped():  # looking the studio up is what gives us a scope
-        membership = (
-            Membership.objects.select_related("studio")
-            .filter(user=user, studio__slug=studio_slug, studio__is_active=True)
-            .first()
-        )
+    membership = selectors.membership_in(user, studio_slug)
     if membership is None:
         raise exceptions.NotFound("No such studio.")
     return membership

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from studio import services
+from studio import selectors, services
 from studio.api.base import StudioAPIView
 from studio.api.serializers import (
     ApiTokenCreatedSerializer,
@@ -22,13 +22,7 @@ from studio.api.serializers import (
     StudioSerializer,
     StudioUpdateSerializer,
 )
-from studio.models import ApiToken, Membership, Studio
-from studio.tenancy import unscoped
-
-
-def _memberships_of(user: Any) -> QuerySet:
-    with unscoped():  # a person's memberships span studios by nature
-        return Membership.objects.filter(user=user, studio__is_active=True).select_related("studio")
+from studio.models import ApiToken, Studio
 
 
 class MeView(APIView):
@@ -36,7 +30,7 @@ class MeView(APIView):
 
     @extend_schema(responses=MeSerializer, tags=["me"])
     def get(self, request: Request) -> Response:
-        memberships = list(_memberships_of(request.user))
+        memberships = list(selectors.memberships_of(request.user))
         return Response(MeSerializer(request.user, context={"memberships": memberships}).data)
 
 
@@ -85,12 +79,12 @@ class StudioListView(mixins.ListModelMixin, viewsets.GenericViewSet):
     def get_queryset(self) -> QuerySet:
         if getattr(self, "swagger_fake_view", False):
             return Studio.objects.none()
-        return Studio.objects.filter(memberships__user=self.request.user, is_active=True).order_by("name")
+        return selectors.studios_of(self.request.user)
 
     def get_serializer_context(self) -> dict[str, Any]:
         ctx = super().get_serializer_context()
         if not getattr(self, "swagger_fake_view", False):
-            ctx["roles_by_studio"] = {m.studio_id: m.role for m in _memberships_of(self.request.user)}
+            ctx["roles_by_studio"] = {m.studio_id: m.role for m in selectors.memberships_of(self.request.user)}
         return ctx
 
     @extend_schema(request=StudioCreateSerializer, responses={201: StudioSerializer})

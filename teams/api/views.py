@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.permissions import IsAuthenticated
@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from studio import services as studio_services
 from studio.api.base import StudioViewSet
 from studio.models import Membership
-from teams import services
+from teams import selectors, services
 from teams.api.serializers import (
     InvitationAcceptedSerializer,
     InvitationAcceptSerializer,
@@ -39,7 +39,7 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
     http_method_names = ["get", "patch", "delete", "head", "options"]
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
-        return queryset.select_related("user").prefetch_related("team_members")
+        return selectors.members_with_teams(queryset)
 
     @extend_schema(request=MembershipUpdateSerializer, responses=MembershipSerializer)
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -78,10 +78,7 @@ class TeamViewSet(
     }
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
-        # One query for all members of the page, not one per team.
-        return queryset.prefetch_related(
-            Prefetch("members", queryset=Membership.objects.filter(studio=self.studio).order_by("created_at"))
-        )
+        return selectors.teams_with_members(queryset)
 
     def perform_create(self, serializer: TeamSerializer) -> None:
         serializer.instance = services.team_create(**serializer.validated_data)

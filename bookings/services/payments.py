@@ -1,0 +1,196 @@
+"""Deposits: checkout, the provider's webhook, paid/expired outcomes and
+staff marking a deposit paid. Providers themselves are in
+``bookings.providers``."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from bookings import notifications, providers
+from bookings.models import Booking, BookingStatus, Payment, PaymentStatus, WebhookEvent
+from bookings.services.bookings import (
+    SlotUnavailable,
+    mark_confirmed,
+    require_live_hold,
+    resource_free,
+    save_or_unavailable,
+    save_with_sequence,
+    serialise_writers,
+)
+from studio import context
+from studio.auditing import Action, audit_record
+from studio.errors import Conflict, DomainError
+from studio.tenancy import studio_scope, unscoped
+
+
+@transaction.atomic
+def booking_checkout(*, booking: Booking, success_url: str, cancel_url: str, now: datetime | None = None) -> Payment:
+    """Start paying the deposit. The slot stays held while the checkout lives."""
+    now = now or timezone.now()
+    booking = Booking.objects.select_for_update().get(pk=booking.pk)
+    require_live_hold(booking, now)
+    if booking.deposit_amount <= 0:
+        raise DomainError("This booking needs no deposit: confirm it.", code="NO_DEPOSIT")
+    existing = booking.payments.filter(status=PaymentStatus.PENDING).first()
+    if existing is not None and booking.status == BookingStatus.AWAITING_PAYMENT:
+        # Checking out again reuses the checkout and never extends the hold,
+        # or a client could keep a slot held for ever.
+        return existing
+    payments = providers.provider()
+    payment = Payment.objects.create(
+        studio=booking.studio,
+        booking=booking,
+        provider=payments.name,
+        amount=booking.deposit_amount,
+        currency=booking.service.currency,
+    )
+    checkout = payments.create_checkout(payment, success_url=success_url, cancel_url=cancel_url)
+    payment.provider_ref, payment.checkout_url = checkout.reference, checkout.url
+    payment.save(update_fields=["provider_ref", "checkout_url", "updated_at"])
+    booking.status = BookingStatus.AWAITING_PAYMENT
+    booking.hold_expires_at = now + timedelta(minutes=settings.BOOKING_CHECKOUT_MINUTES)
+    save_with_sequence(booking, "status", "hold_expires_at")
+    audit_record(
+        action=Action.BOOKING_CHECKOUT_STARTED,
+        target=booking,
+        after={"payment": str(payment.pk), "provider": payments.name},
+    )
+    return payment
+
+
+@transaction.atomic
+def payment_succeeded(*, payment: Payment, now: datetime | None = None) -> Payment:
+    """Idempotent: a second delivery changes nothing. If the hold expired
+    before the money arrived, the slot is taken back when it is still free;
+    otherwise the payment is flagged for a refund."""
+    now = now or timezone.now()
+    payment = Payment.objects.select_for_update().select_related("booking").get(pk=payment.pk)
+    if payment.status in (PaymentStatus.PAID, PaymentStatus.REFUND_NEEDED):
+        return payment
+    booking = Booking.objects.select_for_update().get(pk=payment.booking_id)
+    payment.status, payment.paid_at = PaymentStatus.PAID, now
+    if booking.status in (BookingStatus.HELD, BookingStatus.AWAITING_PAYMENT) or (
+        booking.status == BookingStatus.CANCELLED
+        and booking.cancel_reason in ("hold_expired", "payment_expired")  # the client did not give it up
+        and _retake(booking, now)
+    ):
+        payment.save(update_fields=["status", "paid_at", "updated_at"])
+        mark_confirmed(booking, now)
+    elif booking.status == BookingStatus.CONFIRMED:
+        payment.save(update_fields=["status", "paid_at", "updated_at"])
+    else:
+        payment.status = PaymentStatus.REFUND_NEEDED
+        payment.save(update_fields=["status", "paid_at", "updated_at"])
+        notifications.refund_needed_on_commit(payment)
+    audit_record(
+        action=Action.PAYMENT_RECEIVED, target=payment, after={"status": payment.status, "booking": str(booking.pk)}
+    )
+    return payment
+
+
+def _retake(booking: Booking, now: datetime) -> bool:
+    """The client chose and paid for this time: take it back if nobody else did."""
+    serialise_writers(booking.studio)
+    if not resource_free(booking.resource, booking.blocked_start, booking.blocked_end, now, exclude=booking.pk):
+        return False
+    booking.status, booking.cancelled_at, booking.cancel_reason = BookingStatus.AWAITING_PAYMENT, None, ""
+    try:
+        save_or_unavailable(booking, update_fields=["status", "cancelled_at", "cancel_reason", "updated_at"])
+    except SlotUnavailable:
+        return False
+    return True
+
+
+@transaction.atomic
+def payment_expired(*, payment: Payment, now: datetime | None = None) -> Payment:
+    """The checkout lapsed unpaid. Out-of-order deliveries (expired after
+    completed) are ignored."""
+    now = now or timezone.now()
+    payment = Payment.objects.select_for_update().get(pk=payment.pk)
+    if payment.status != PaymentStatus.PENDING:
+        return payment
+    payment.status = PaymentStatus.EXPIRED
+    payment.save(update_fields=["status", "updated_at"])
+    booking = Booking.objects.select_for_update().get(pk=payment.booking_id)
+    if booking.status == BookingStatus.AWAITING_PAYMENT:
+        booking.status, booking.cancelled_at, booking.cancel_reason = BookingStatus.CANCELLED, now, "payment_expired"
+        save_with_sequence(booking, "status", "cancelled_at", "cancel_reason")
+    audit_record(action=Action.PAYMENT_EXPIRED, target=payment, after={"booking": str(booking.pk)})
+    return payment
+
+
+@transaction.atomic
+def payment_mark_paid(*, booking: Booking, user: Any) -> Payment:
+    """The manual/offline provider: staff record the deposit as received."""
+    # Lock the booking first: two clicks must not record the deposit twice.
+    booking = Booking.objects.select_for_update().get(pk=booking.pk)
+    if booking.payments.filter(status=PaymentStatus.PAID).exists():
+        raise Conflict("The deposit of this booking is already paid.", code="ALREADY_PAID")
+    payment = booking.payments.filter(status=PaymentStatus.PENDING).first()
+    if payment is None:
+        if booking.deposit_amount <= 0:
+            raise DomainError("This booking has no deposit to pay.", code="NO_DEPOSIT")
+        payment = Payment.objects.create(
+            studio=booking.studio,
+            booking=booking,
+            provider="manual",
+            amount=booking.deposit_amount,
+            currency=booking.service.currency,
+        )
+    payment.marked_paid_by = user
+    payment.save(update_fields=["marked_paid_by", "updated_at"])
+    return payment_succeeded(payment=payment)
+
+
+class BadWebhook(Exception):
+    pass
+
+
+def handle_stripe_webhook(payload: bytes, signature: str) -> str:
+    """Verify and apply one delivery. Returns what happened, for the log."""
+    import stripe
+
+    try:
+        stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET)
+    except (ValueError, stripe.SignatureVerificationError) as exc:
+        raise BadWebhook(str(exc)) from exc
+    event = json.loads(payload)  # verified: read it as plain data
+    kind = event["type"]
+    if kind not in (
+        "checkout.session.completed",
+        "checkout.session.async_payment_succeeded",
+        "checkout.session.expired",
+    ):
+        return "ignored"
+    session = event["data"]["object"]
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                WebhookEvent.objects.create(provider="stripe", event_id=event["id"], event_type=kind)
+        except IntegrityError:
+            return "duplicate"
+        with unscoped():  # the session names the payment; its studio comes from it
+            payment = (
+                Payment.objects.select_related("studio", "booking")
+                .filter(provider="stripe", provider_ref=session["id"])
+                .first()
+            )
+        if payment is None:
+            return "unknown session"
+        with studio_scope(payment.studio), context.acting_as(context.Actor.system("webhook:stripe")):
+            if kind == "checkout.session.expired":
+                payment_expired(payment=payment)
+                return "expired"
+            if session.get("payment_status") != "paid":
+                return "not paid yet"  # async methods report again when settled
+            if Decimal(session.get("amount_total") or 0) != (payment.amount * 100).to_integral_value():
+                return "amount mismatch"
+            payment_succeeded(payment=payment)
+            return "paid"

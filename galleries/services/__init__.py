@@ -1,0 +1,88 @@
+"""Writes for galleries, by sub-domain:
+
+- ``galleries``: lifecycle, codes and PINs, cover, deletion;
+- ``uploads``: upload targets under the quota, checking what arrived, cleanup;
+- ``processing``: derivatives (the Celery task's body) and regeneration;
+- ``selection``: the client's ratings, folders, trash and finalised selection;
+- ``effects``: what a change leaves for after commit (jobs, object deletions).
+
+Reads are in ``galleries.selectors``. The names below are the public surface,
+so callers write ``services.gallery_publish(...)``.
+"""
+
+from galleries.services.galleries import (
+    GALLERY_FIELDS,
+    asset_delete,
+    gallery_create,
+    gallery_delete,
+    gallery_publish,
+    gallery_rotate_code,
+    gallery_set_cover,
+    gallery_unpublish,
+    gallery_update,
+    generate_access_code,
+    normalise_code,
+    validate_access_code,
+)
+from galleries.services.processing import asset_process, assets_regenerate
+from galleries.services.selection import (
+    SelectionLocked,
+    assets_trash,
+    folder_create,
+    folder_delete,
+    folder_rename,
+    folders_reorder,
+    placements_add,
+    placements_move,
+    placements_remove,
+    placements_reorder,
+    ratings_set,
+    selection_finalize,
+    selection_reopen,
+)
+from galleries.services.uploads import (
+    CompleteResult,
+    FileRequest,
+    PresignResult,
+    QuotaExceeded,
+    upload_complete,
+    upload_presign,
+    uploads_cleanup,
+)
+
+__all__ = [
+    "GALLERY_FIELDS",
+    "CompleteResult",
+    "FileRequest",
+    "PresignResult",
+    "QuotaExceeded",
+    "SelectionLocked",
+    "asset_delete",
+    "asset_process",
+    "assets_regenerate",
+    "assets_trash",
+    "folder_create",
+    "folder_delete",
+    "folder_rename",
+    "folders_reorder",
+    "gallery_create",
+    "gallery_delete",
+    "gallery_publish",
+    "gallery_rotate_code",
+    "gallery_set_cover",
+    "gallery_unpublish",
+    "gallery_update",
+    "generate_access_code",
+    "normalise_code",
+    "placements_add",
+    "placements_move",
+    "placements_remove",
+    "placements_reorder",
+    "ratings_set",
+    "selection_finalize",
+    "selection_reopen",
+    "upload_complete",
+    "upload_presign",
+    "uploads_cleanup",
+    "validate_access_code",
+]

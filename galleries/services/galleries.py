@@ -1,0 +1,196 @@
+"""Writes for galleries: create, edit, publish, codes and PINs, cover, delete;
+and deleting a photo. Each records its audit event in the same transaction."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+from django.contrib.auth.hashers import make_password
+from django.db import transaction
+
+from galleries.models import Asset, AssetStatus, Gallery, GalleryStatus, Visibility
+from galleries.services.effects import asset_keys, delete_objects_on_commit
+from studio.auditing import Action, audit_record, snapshot
+from studio.errors import Conflict, DomainError, save_or_conflict
+from studio.tenancy import current_studio
+
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read over the phone
+
+
+CODE_RE = re.compile(r"[A-Z0-9]{4,32}")
+
+
+PIN_RE = re.compile(r"\d{4,8}")
+
+
+GALLERY_FIELDS = [
+    "title",
+    "client_name",
+    "client_email",
+    "event_date",
+    "expires_at",
+    "visibility",
+    "download_permission",
+    "selection_limit",
+    "ask_visitor_identity",
+    "assigned_team",
+]
+
+
+def normalise_code(code: str) -> str:
+    return re.sub(r"[\s-]", "", code or "").upper()
+
+
+def generate_access_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
+
+
+def validate_access_code(code: str) -> str:
+    """The normalised code, or a DomainError saying what a code looks like."""
+    code = normalise_code(code)
+    if not CODE_RE.fullmatch(code):
+        raise DomainError(
+            "Access codes are 4 to 32 letters and digits.",
+            code="INVALID_ACCESS_CODE",
+            fields={"access_code": ["Use 4 to 32 letters and digits, e.g. SMITH2025."]},
+        )
+    return code
+
+
+def _pin_hash(pin: str | None) -> str:
+    if not pin:
+        return ""
+    if not PIN_RE.fullmatch(pin):
+        raise DomainError("A PIN is 4 to 8 digits.", code="INVALID_PIN", fields={"pin": ["Use 4 to 8 digits."]})
+    return make_password(pin)
+
+
+def _gallery_snapshot(gallery: Gallery) -> dict[str, Any]:
+    data = snapshot(gallery, [*GALLERY_FIELDS, "status", "access_code"])
+    data["has_pin"] = gallery.has_pin
+    data["assigned_members"] = sorted(str(pk) for pk in gallery.assigned_members.values_list("pk", flat=True))
+    return data
+
+
+def _save_gallery(gallery: Gallery) -> None:
+    conflict = Conflict(
+        f"Another gallery uses the code {gallery.access_code}.",
+        code="ACCESS_CODE_TAKEN",
+        fields={"access_code": ["Already in use in this studio."]},
+    )
+    save_or_conflict(gallery, conflict)
+
+
+@transaction.atomic
+def gallery_create(
+    *, title: str, access_code: str = "", pin: str = "", assigned_members: list[Any] | None = None, **fields: Any
+) -> Gallery:
+    gallery = Gallery(studio=current_studio(), title=title, **fields)
+    gallery.access_code = validate_access_code(access_code) if access_code else generate_access_code()
+    gallery.pin_hash = _pin_hash(pin)
+    _save_gallery(gallery)
+    if assigned_members:
+        gallery.assigned_members.set(assigned_members)
+    audit_record(action=Action.GALLERY_CREATED, target=gallery, after=_gallery_snapshot(gallery))
+    return gallery
+
+
+_UNSET: Any = object()
+
+
+@transaction.atomic
+def gallery_update(
+    *, gallery: Gallery, pin: Any = _UNSET, assigned_members: list[Any] | None = None, **fields: Any
+) -> Gallery:
+    unknown = set(fields) - set(GALLERY_FIELDS)
+    if unknown:
+        raise ValueError(f"Not editable here: {sorted(unknown)}")
+    before = _gallery_snapshot(gallery)
+    for name, value in fields.items():
+        setattr(gallery, name, value)
+    if pin is not _UNSET:
+        gallery.pin_hash = _pin_hash(pin)
+        gallery.access_version += 1  # a new PIN signs everyone out
+    if before["visibility"] != Visibility.PRIVATE and gallery.visibility == Visibility.PRIVATE:
+        gallery.access_version += 1  # sessions opened by link alone end
+    _save_gallery(gallery)
+    if assigned_members is not None:
+        gallery.assigned_members.set(assigned_members)
+    after = _gallery_snapshot(gallery)
+    if after != before:
+        audit_record(action=Action.GALLERY_UPDATED, target=gallery, before=before, after=after)
+    return gallery
+
+
+def _set_status(gallery: Gallery, status: str, action: Action, *, cut_access: bool) -> Gallery:
+    if gallery.status == status:
+        return gallery
+    before = {"status": gallery.status}
+    gallery.status = status
+    if cut_access:
+        gallery.access_version += 1
+    gallery.save(update_fields=["status", "access_version", "updated_at"])
+    audit_record(action=action, target=gallery, before=before, after={"status": status})
+    return gallery
+
+
+@transaction.atomic
+def gallery_publish(*, gallery: Gallery) -> Gallery:
+    return _set_status(gallery, GalleryStatus.PUBLISHED, Action.GALLERY_PUBLISHED, cut_access=False)
+
+
+@transaction.atomic
+def gallery_unpublish(*, gallery: Gallery, archive: bool = False) -> Gallery:
+    """Back to draft (or archived). Every visitor session and media link dies."""
+    status = GalleryStatus.ARCHIVED if archive else GalleryStatus.DRAFT
+    return _set_status(gallery, status, Action.GALLERY_UNPUBLISHED, cut_access=True)
+
+
+@transaction.atomic
+def gallery_rotate_code(*, gallery: Gallery, access_code: str = "") -> Gallery:
+    before = {"access_code": gallery.access_code}
+    gallery.access_code = validate_access_code(access_code) if access_code else generate_access_code()
+    gallery.access_version += 1
+    _save_gallery(gallery)
+    audit_record(
+        action=Action.GALLERY_CODE_ROTATED, target=gallery, before=before, after={"access_code": gallery.access_code}
+    )
+    return gallery
+
+
+@transaction.atomic
+def gallery_set_cover(*, gallery: Gallery, asset: Asset | None) -> Gallery:
+    if asset is not None and (asset.gallery_id != gallery.pk or asset.status != AssetStatus.READY):
+        raise DomainError("The cover must be a ready photo of this gallery.", code="INVALID_COVER")
+    before = {"cover": str(gallery.cover_id) if gallery.cover_id else None}
+    gallery.cover = asset
+    gallery.save(update_fields=["cover", "updated_at"])
+    audit_record(
+        action=Action.GALLERY_COVER_SET,
+        target=gallery,
+        before=before,
+        after={"cover": str(asset.pk) if asset else None},
+    )
+    return gallery
+
+
+@transaction.atomic
+def gallery_delete(*, gallery: Gallery) -> None:
+    keys = asset_keys(Asset.objects.filter(gallery=gallery).only("storage_key", "derivatives"))
+    audit_record(action=Action.GALLERY_DELETED, target=gallery, before=_gallery_snapshot(gallery))
+    Gallery.objects.filter(pk=gallery.pk).update(cover=None)
+    gallery.delete()
+    delete_objects_on_commit(keys)
+
+
+@transaction.atomic
+def asset_delete(*, asset: Asset) -> None:
+    audit_record(
+        action=Action.ASSET_DELETED, target=asset, before=snapshot(asset, ["original_filename", "size", "status"])
+    )
+    Gallery.objects.filter(cover=asset).update(cover=None)
+    keys = asset_keys([asset])
+    asset.delete()
+    delete_objects_on_commit(keys)

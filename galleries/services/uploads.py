@@ -1,0 +1,200 @@
+"""Uploads straight to storage: targets for a batch (under the studio's
+quota), checking what arrived, and cleaning up what never did."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max, Q
+from django.template.defaultfilters import filesizeformat
+
+from galleries import imaging
+from galleries.models import Asset, AssetStatus, Gallery, UploadBatch
+from galleries.selectors import storage_usage
+from galleries.services.effects import asset_keys, delete_objects_on_commit, queue_derivatives
+from galleries.storage import media_store, original_key
+from studio.auditing import Action, audit_record
+from studio.errors import DomainError
+from studio.models import Studio
+
+
+class QuotaExceeded(DomainError):
+    code = "STORAGE_QUOTA_EXCEEDED"
+    status_code = 413
+    default_message = "This upload would exceed the studio's storage quota."
+
+
+@dataclass
+class FileRequest:
+    filename: str
+    size: int
+    content_type: str
+    sha256: str = ""
+
+
+@dataclass
+class PresignResult:
+    batch: UploadBatch
+    accepted: list[tuple[Asset, Any]] = field(default_factory=list)  # (asset, UploadTarget)
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # {"filename", "reason"}
+
+
+def _reject_reason(file: FileRequest) -> str | None:
+    fmt = imaging.MIME_TO_FORMAT.get(file.content_type)
+    if fmt is None:
+        return f"{file.content_type or 'This type'} is not accepted: upload JPEG, PNG, WebP or TIFF images."
+    ext = file.filename.rsplit(".", 1)[-1].lower() if "." in file.filename else ""
+    if ext not in imaging.FORMATS[fmt][1]:
+        return f"The name ends in .{ext or '(nothing)'} but the type is {file.content_type}."
+    if file.size <= 0:
+        return "The file is empty."
+    if file.size > settings.UPLOAD_MAX_BYTES:
+        return f"The file is larger than {filesizeformat(settings.UPLOAD_MAX_BYTES)}."
+    return None
+
+
+@transaction.atomic
+def upload_presign(*, gallery: Gallery, files: list[FileRequest], user: Any) -> PresignResult:
+    """Upload targets for a batch of files, straight to storage.
+
+    The studio row is locked while the quota is checked, so two batches
+    cannot both squeeze under it."""
+    studio = Studio.objects.select_for_update().get(pk=gallery.studio_id)
+    known = dict(
+        Asset.objects.filter(gallery=gallery)
+        .exclude(sha256="")
+        .exclude(status=AssetStatus.FAILED)
+        .values_list("sha256", "original_filename")
+    )
+    wanted: list[FileRequest] = []
+    rejected: list[dict[str, Any]] = []
+    for file in files:
+        reason = _reject_reason(file)
+        if reason is None and file.sha256 and file.sha256 in known:
+            reason = f"Already in this gallery as {known[file.sha256]}."
+        if reason:
+            rejected.append({"filename": file.filename, "reason": reason})
+        else:
+            if file.sha256:
+                known[file.sha256] = file.filename
+            wanted.append(file)
+    requested = sum(f.size for f in wanted)
+    usage = storage_usage(studio)
+    if usage + requested > studio.storage_quota_bytes:
+        raise QuotaExceeded(
+            details={"usage_bytes": usage, "quota_bytes": studio.storage_quota_bytes, "requested_bytes": requested}
+        )
+    batch = UploadBatch.objects.create(studio=studio, gallery=gallery, created_by=user)
+    next_order = (Asset.objects.filter(gallery=gallery).aggregate(m=Max("sort_order"))["m"] or 0) + 1
+    assets = []
+    for index, file in enumerate(wanted):
+        asset = Asset(
+            studio=studio,
+            gallery=gallery,
+            batch=batch,
+            original_filename=file.filename[:255],
+            content_type=file.content_type,
+            size=file.size,
+            sort_order=next_order + index,
+        )
+        asset.storage_key = original_key(asset, imaging.FORMATS[imaging.MIME_TO_FORMAT[file.content_type]][1][0])
+        assets.append(asset)
+    Asset.objects.bulk_create(assets)
+    store = media_store()
+    ttl = settings.UPLOAD_URL_TTL_SECONDS
+    result = PresignResult(batch=batch, rejected=rejected)
+    for asset in assets:
+        target = store.presigned_upload(asset.storage_key, size=asset.size, content_type=asset.content_type, ttl=ttl)
+        result.accepted.append((asset, target))
+    audit_record(
+        action=Action.UPLOAD_REQUESTED,
+        target=gallery,
+        after={"batch": str(batch.pk), "files": len(assets), "bytes": requested, "rejected": len(rejected)},
+    )
+    return result
+
+
+@dataclass
+class CompleteResult:
+    processing: list[Asset] = field(default_factory=list)
+    failed: list[tuple[Asset, str]] = field(default_factory=list)
+    missing: list[Asset] = field(default_factory=list)
+
+
+def _check_uploaded(store: Any, asset: Asset) -> str | None:
+    """None when the object is there and keeps the rules; else why not."""
+    info = store.head(asset.storage_key)
+    if info is None:
+        return "missing"
+    if info.size != asset.size:
+        return f"The file is {info.size} bytes, not the {asset.size} bytes announced."
+    if info.content_type and info.content_type != asset.content_type:
+        return f"The file was stored as {info.content_type}, not {asset.content_type}."
+    sniffed = imaging.sniff_format(store.read_head(asset.storage_key, 16))
+    if sniffed is None:
+        return "This is not a JPEG, PNG, WebP or TIFF image."
+    if imaging.FORMATS[sniffed][0] != asset.content_type:
+        return f"The file is a {sniffed} image, not {asset.content_type}."
+    return None
+
+
+@transaction.atomic
+def upload_complete(*, batch: UploadBatch, asset_ids: list[Any] | None = None) -> CompleteResult:
+    """Check each uploaded object (HEAD, then its first bytes); delete the ones
+    that break the rules; queue derivatives for the rest."""
+    assets = Asset.objects.select_for_update().filter(batch=batch, status=AssetStatus.AWAITING_UPLOAD)
+    if asset_ids is not None:
+        assets = assets.filter(pk__in=asset_ids)
+    store = media_store()
+    result = CompleteResult()
+    for asset in assets:
+        problem = _check_uploaded(store, asset)
+        if problem == "missing":
+            result.missing.append(asset)
+        elif problem:
+            asset.status, asset.failure_reason = AssetStatus.FAILED, problem[:300]
+            result.failed.append((asset, problem))
+        else:
+            asset.status = AssetStatus.PROCESSING
+            result.processing.append(asset)
+    changed = [*result.processing, *(a for a, _ in result.failed)]
+    Asset.objects.bulk_update(changed, ["status", "failure_reason", "updated_at"])
+    delete_objects_on_commit([a.storage_key for a, _ in result.failed])
+    audit_record(
+        action=Action.UPLOAD_COMPLETED,
+        target=batch.gallery,
+        after={
+            "batch": str(batch.pk),
+            "processing": [str(a.pk) for a in result.processing],
+            "failed": {str(a.pk): reason for a, reason in result.failed},
+            "missing": [str(a.pk) for a in result.missing],
+        },
+    )
+    queue_derivatives([a.pk for a in result.processing])
+    return result
+
+
+@transaction.atomic
+def uploads_cleanup(*, older_than: Any) -> int:
+    """Forget uploads that never completed (and failed ones) older than
+    ``older_than``: their rows go, and any bytes a client did send are
+    deleted. Runs in the current studio's scope."""
+    stale = list(
+        Asset.objects.filter(created_at__lt=older_than)
+        .filter(Q(status=AssetStatus.AWAITING_UPLOAD) | Q(status=AssetStatus.FAILED))
+        .only("pk", "storage_key", "derivatives", "gallery_id")
+    )
+    if not stale:
+        return 0
+    Gallery.objects.filter(cover__in=stale).update(cover=None)
+    Asset.objects.filter(pk__in=[a.pk for a in stale]).delete()
+    audit_record(
+        action=Action.UPLOADS_CLEANED_UP,
+        target_type="galleries.asset",
+        after={"assets": len(stale), "older_than": older_than.isoformat()},
+    )
+    delete_objects_on_commit(asset_keys(stale))
+    return len(stale)
