@@ -13,11 +13,21 @@ A scope is entered exactly once per unit of work:
 - management commands: explicitly, per studio.
 
 The only way around it is ``unscoped()``, which is meant to be grepped for.
+
+Writes are checked as well as reads. Inside a studio's scope, ``save()``,
+``delete()``, ``bulk_create()`` and ``bulk_update()`` refuse a row of another
+studio (:class:`CrossStudioWrite`), and ``update()`` cannot move rows to
+another studio; outside any scope they raise :class:`NoStudioScope`.
+``QuerySet.update()`` and ``delete()`` need no row check in a scope: the
+manager has already narrowed them to the studio's rows. Under ``unscoped()``
+every one of these acts on exactly the rows it names, across studios: that
+is what the escape hatch is for (platform commands, the superuser admin),
+and why each use of it says why.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -83,8 +93,43 @@ def is_unscoped() -> bool:
     return _scope.get() is UNSCOPED
 
 
+def check_rows(model: type[models.Model], rows: Iterable[Any]) -> None:
+    """Refuse rows that the active scope may not write."""
+    scope = _scope.get()
+    if scope is None:
+        raise NoStudioScope(f"{model._meta.label} written outside a studio scope.")
+    if scope is UNSCOPED:
+        return
+    foreign = {row.studio_id for row in rows if row.studio_id != scope.pk}
+    if foreign:
+        studios = ", ".join(sorted(map(str, foreign)))
+        raise CrossStudioWrite(f"{model._meta.label} of studio {studios} written in the scope of studio {scope.pk}.")
+
+
 class StudioScopedQuerySet(models.QuerySet):
-    pass
+    """Bulk writes get the same check as ``save()``: without it a bulk_create
+    in one studio's scope could insert rows of another, and a bulk_update
+    would silently skip them (its UPDATE goes through the scoped filter)."""
+
+    def bulk_create(self, objs: Iterable[Any], *args: Any, **kwargs: Any) -> list[Any]:
+        objs = list(objs)
+        check_rows(self.model, objs)
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def bulk_update(self, objs: Iterable[Any], fields: Any, *args: Any, **kwargs: Any) -> int:
+        objs = list(objs)
+        check_rows(self.model, objs)
+        return super().bulk_update(objs, fields, *args, **kwargs)
+
+    def update(self, **kwargs: Any) -> int:
+        scope = _scope.get()
+        if scope is not None and scope is not UNSCOPED:
+            for name in ("studio", "studio_id"):
+                if name in kwargs:
+                    value = kwargs[name]
+                    if getattr(value, "pk", value) != scope.pk:
+                        raise CrossStudioWrite(f"{self.model._meta.label} rows moved out of studio {scope.pk}.")
+        return super().update(**kwargs)
 
 
 class StudioScopedManager(models.Manager.from_queryset(StudioScopedQuerySet)):  # type: ignore[misc]
@@ -107,7 +152,7 @@ class StudioOwnedModel(models.Model):
     """Base for rows that belong to one studio.
 
     Subclasses declare ``studio = models.ForeignKey("studio.Studio", ...)``.
-    Saving refuses a row of another studio than the active scope. Django's own
+    Saving or deleting refuses a row of another studio than the active scope. Django's own
     internals (forward foreign keys, cascades) use the automatic base manager,
     which is unfiltered, so following a relation never needs a scope.
     """
@@ -118,11 +163,9 @@ class StudioOwnedModel(models.Model):
         abstract = True
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        scope = _scope.get()
-        if scope is None:
-            raise NoStudioScope(f"{self._meta.label} saved outside a studio scope.")
-        if scope is not UNSCOPED and self.studio_id != scope.pk:  # type: ignore[attr-defined]
-            raise CrossStudioWrite(
-                f"{self._meta.label} of studio {self.studio_id} saved in the scope of studio {scope.pk}."  # type: ignore[attr-defined]
-            )
+        check_rows(type(self), [self])
         super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        check_rows(type(self), [self])
+        return super().delete(*args, **kwargs)

@@ -22,7 +22,7 @@ from rest_framework.throttling import UserRateThrottle
 
 from audit.models import AuditEvent
 from studio import context
-from studio.api.base import _SEALED, StudioAPIView, StudioViewSet
+from studio.api.base import SEALED, StudioAPIView, StudioViewSet
 from studio.api.views import MeView
 from studio.auditing import Action, audit_record
 from studio.cache import studio_cache_key
@@ -635,9 +635,9 @@ def test_base_view_accepts_a_well_formed_subclass():
 
 
 @pytest.mark.parametrize("base", [StudioViewSet, StudioAPIView], ids=["viewset", "apiview"])
-@pytest.mark.parametrize("method", _SEALED)
+@pytest.mark.parametrize("method", SEALED)
 def test_base_view_refuses_overriding_sealed_methods(base, method):
-    assert {"get_queryset", "get_object", "get_permissions", "check_permissions", "initial", "dispatch"} <= set(_SEALED)
+    assert {"get_queryset", "get_object", "get_permissions", "check_permissions", "initial", "dispatch"} <= set(SEALED)
     attrs = {"model": Team, "scope_map": {"GET": "member:read"}, method: lambda self, *a, **k: None}
     with pytest.raises(TypeError, match=method):
         type("Leaky", (base,), attrs)

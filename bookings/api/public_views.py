@@ -7,7 +7,6 @@ booking is reached only through the secret token of its link.
 
 from __future__ import annotations
 
-from contextlib import ExitStack
 from typing import Any
 
 from django.shortcuts import get_object_or_404
@@ -33,6 +32,7 @@ from bookings.api.serializers import (
 )
 from bookings.models import Booking, Service
 from studio import context
+from studio.api.base import ScopedEndpoint
 from studio.errors import DomainError
 from studio.middleware import client_ip
 from studio.models import Studio
@@ -43,27 +43,18 @@ class PublicThrottle(ScopedRateThrottle):
     scope = "booking_public"
 
 
-class _ScopedView(APIView):
-    """Scopes entered in initial() are left when the response is done."""
-
-    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        with ExitStack() as stack:
-            self._stack = stack
-            return super().dispatch(request, *args, **kwargs)
-
-
-class PublicStudioView(_ScopedView):
-    """Resolves the studio of ``public_slug`` once and enters its scope."""
+class PublicStudioView(ScopedEndpoint, APIView, flavour=True):
+    """The public flavour of the scoped endpoint (studio.api.base): no
+    sign-in; the studio of ``public_slug``, active, or 404."""
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
     throttle_classes = [PublicThrottle]
     throttle_scope = "booking_public"
 
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)
-        self.studio = get_object_or_404(Studio, slug=kwargs["public_slug"], is_active=True)
-        self._stack.enter_context(studio_scope(self.studio))
+    def resolve(self, request: Request) -> None:
+        self.studio = get_object_or_404(Studio, slug=self.kwargs["public_slug"], is_active=True)
+        self.enter(studio_scope(self.studio))
 
     def service(self, pk: Any) -> Service:
         return get_object_or_404(Service, pk=pk, is_active=True)
@@ -144,20 +135,19 @@ class PublicContactView(PublicStudioView):
         return Response(status=status.HTTP_202_ACCEPTED)
 
 
-class ClientBookingView(_ScopedView):
-    """The client's own booking, by the token of their link."""
+class ClientBookingView(ScopedEndpoint, APIView, flavour=True):
+    """The client's own booking, by the secret token of their link; its
+    studio's scope, with the client as audit actor."""
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
     throttle_classes = [AnonRateThrottle]
 
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)
-        self.booking = selectors.booking_for_token(kwargs["token"])
-        self._stack.enter_context(studio_scope(self.booking.studio))
-        self._stack.enter_context(
-            context.acting_as(context.Actor.client(self.booking.client_email, self.booking.client_name))
-        )
+    def resolve(self, request: Request) -> None:
+        self.booking = selectors.booking_for_token(self.kwargs["token"])
+        self.studio = self.booking.studio
+        self.enter(studio_scope(self.studio))
+        self.enter(context.acting_as(context.Actor.client(self.booking.client_email, self.booking.client_name)))
 
     def respond(self, booking: Booking, code: int = 200) -> Response:
         fresh = Booking.objects.select_related("service", "studio").prefetch_related("payments").get(pk=booking.pk)

@@ -1,27 +1,41 @@
 """The one way into studio-owned data over the API.
 
-Every endpoint under ``/api/v1/studios/{studio_slug}/`` derives from
-:class:`StudioViewSet` (or :class:`StudioAPIView`). The base class:
+Every endpoint that serves a studio's rows derives from :class:`ScopedEndpoint`
+through one of its *flavours*, which differ only in who the caller is and how
+the tenant is found:
 
-1. authenticates, then resolves the studio from the URL once, together with
-   the caller's membership. No membership (or no such studio) answers 404, so
-   studios cannot be probed;
-2. enters the studio scope for the rest of the request (``studio.tenancy``);
-3. answers 404 for an object id that is not in this studio, for every role;
-4. checks the scope the view declares for the method (``scope_map``) against
-   the member's role (``studio.roles``): 403 when the role lacks it;
-5. builds every queryset from the studio, and looks objects up as
-   ``(studio, id)``.
+- staff (:class:`StudioViewSet`, :class:`StudioAPIView`, here): a signed-in
+  member, the studio from ``/api/v1/studios/{studio_slug}/``, the role's
+  scopes checked against the view's ``scope_map``;
+- the client portal (``galleries.api.portal_base``): a portal session bound
+  to one gallery;
+- public booking (``bookings.api.public_views``): no sign-in, the studio
+  from its public slug, or a booking from the secret token of its link.
 
-Subclasses may not override ``get_queryset``, ``get_object``,
-``get_permissions``, ``check_permissions``, ``initial`` or ``dispatch``
-(``__init_subclass__`` refuses), so no endpoint can skip the filter. They
-shape the queryset through ``scope_queryset()`` instead.
+The base, whatever the flavour:
+
+1. resolves the tenant once, right after authentication and before throttles
+   or the handler (``resolve()``, the flavour's hook); a caller who may not
+   see it gets 404 (or 401 with no credentials), so studios cannot be probed;
+2. enters the studio scope (``studio.tenancy``) for the rest of the request,
+   and leaves it when the response is done;
+3. answers 404 for an object id (or a parent id) that is not in the tenant,
+   before any role check, for every role;
+4. builds every queryset from the tenant (``tenant_queryset()``, the
+   flavour's hook) and looks objects up inside it.
+
+Concrete endpoints may not define ``get_queryset``, ``get_object``,
+``get_permissions``, ``check_permissions``, ``initial``, ``dispatch`` or the
+flavour hooks, anywhere in their MRO: ``__init_subclass__`` finds the class
+that provides each name and refuses the endpoint unless that class is the
+base or a registered flavour. So a mixin that overrides ``get_queryset``
+placed before the base is refused at import time, not found in review.
+Endpoints shape querysets through ``scope_queryset()`` instead.
 """
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from typing import Any, ClassVar
 
 from django.db import models
@@ -34,7 +48,11 @@ from studio.api.permissions import HasStudioScope, validate_scope_map
 from studio.models import Studio
 from studio.tenancy import studio_scope, unscoped
 
-_SEALED = ("get_queryset", "get_object", "get_permissions", "check_permissions", "initial", "dispatch")
+FLAVOUR_HOOKS = ("resolve", "tenant_queryset", "check_endpoint_class")
+SEALED = ("get_queryset", "get_object", "get_permissions", "check_permissions", "initial", "dispatch", *FLAVOUR_HOOKS)
+
+# Classes allowed to provide sealed names: ScopedEndpoint and its flavours.
+_SEAL_OWNERS: set[type] = set()
 
 
 def require_in_scope(queryset: models.QuerySet, object_id: Any) -> None:
@@ -44,70 +62,86 @@ def require_in_scope(queryset: models.QuerySet, object_id: Any) -> None:
         raise exceptions.NotFound()
 
 
-def resolve_membership(user: Any, studio_slug: str) -> Any:
-    """The caller's membership in the studio named by the URL, or 404."""
-    membership = selectors.membership_in(user, studio_slug)
-    if membership is None:
-        raise exceptions.NotFound("No such studio.")
-    return membership
+def sealed_owner(cls: type, name: str) -> type | None:
+    """The class in ``cls``'s MRO whose body provides ``name``."""
+    return next((klass for klass in cls.__mro__ if name in klass.__dict__), None)
 
 
-class StudioScopedMixin:
-    """See the module docstring. ``abstract = True`` marks intermediate bases."""
+class ScopedEndpoint:
+    """See the module docstring. ``abstract = True`` marks intermediate bases;
+    ``class X(ScopedEndpoint, flavour=True)`` declares a flavour."""
 
     abstract: ClassVar[bool] = True
-    model: ClassVar[type[models.Model]]
+    model: ClassVar[type[models.Model] | None] = None
     # For nested routes, e.g. ("gallery", Gallery) for galleries/<gallery_pk>/...:
-    # the parent is looked up inside the studio (404 otherwise), kept as
+    # the parent is looked up inside the tenant (404 otherwise), kept as
     # self.<name>, and the queryset is filtered by it.
     parent_lookup: ClassVar[tuple[str, type[models.Model]] | None] = None
-    scope_map: ClassVar[dict[str, str]] = {}
-    action_scopes: ClassVar[dict[str, str]] = {}
     lookup_value_converter = "uuid"
 
     studio: Studio
-    membership: Any
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, flavour: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        overridden = [name for name in _SEALED if name in cls.__dict__]
-        if overridden:
+        if flavour:
+            _SEAL_OWNERS.add(cls)
+        leaks = [
+            f"{name} (from {owner.__qualname__})"
+            for name in SEALED
+            if (owner := sealed_owner(cls, name)) is not None and owner not in _SEAL_OWNERS
+        ]
+        if leaks:
             raise TypeError(
-                f"{cls.__name__} overrides {', '.join(overridden)}: studio scoping lives in "
-                "StudioScopedMixin; shape querysets with scope_queryset() instead."
+                f"{cls.__qualname__} overrides {', '.join(leaks)}: tenant scoping lives in ScopedEndpoint and "
+                "its flavours; shape querysets with scope_queryset() instead."
             )
-        if cls.__dict__.get("abstract", False):
+        if flavour or cls.__dict__.get("abstract", False):
             return
-        if not cls.scope_map and not cls.action_scopes:
-            raise TypeError(f"{cls.__name__} must declare scope_map (HTTP method -> scope).")
-        if not getattr(cls, "model", None):
-            raise TypeError(f"{cls.__name__} must declare the model it serves.")
-        validate_scope_map(cls)
+        cls.check_endpoint_class()
 
-    # -- request lifecycle -------------------------------------------------------
+    # -- flavour hooks -------------------------------------------------------------
+    @classmethod
+    def check_endpoint_class(cls) -> None:
+        """Refuse a concrete endpoint class that lacks what the flavour needs."""
+
+    def resolve(self, request: Any) -> None:
+        """Authenticate the caller for this flavour, find the tenant, set
+        ``self.studio`` and enter its scope with ``self.enter()``; raise
+        NotFound (or NotAuthenticated) when the caller may not see it."""
+        raise NotImplementedError
+
+    def tenant_queryset(self) -> models.QuerySet:
+        """Every row of ``self.model`` the tenant owns."""
+        assert self.model is not None
+        return self.model._default_manager.filter(studio=self.studio)
+
+    # -- request lifecycle -----------------------------------------------------------
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         with ExitStack() as stack:
             self._scope_stack = stack
             return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
 
+    def enter(self, manager: AbstractContextManager) -> Any:
+        """Enter a context (a studio scope, an audit actor) until the response is done."""
+        return self._scope_stack.enter_context(manager)
+
+    def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+
     def get_permissions(self) -> list[Any]:
-        return [IsAuthenticated(), HasStudioScope()]
+        return super().get_permissions()  # type: ignore[misc]
 
     def check_permissions(self, request: Any) -> None:
         # DRF calls this right after authentication: the first moment the
         # caller is known, and before throttling or the handler.
-        if not (request.user and request.user.is_authenticated):
-            self.permission_denied(request)  # type: ignore[attr-defined]  # 401
-        self.membership = resolve_membership(request.user, self.kwargs["studio_slug"])  # type: ignore[attr-defined]
-        self.studio = self.membership.studio
-        self._scope_stack.enter_context(studio_scope(self.studio))
+        self.resolve(request)
         if self.parent_lookup is not None:
             name, parent_model = self.parent_lookup
             parent = parent_model._default_manager.filter(studio=self.studio, pk=self.kwargs[f"{name}_pk"]).first()  # type: ignore[attr-defined]
             if parent is None:
                 raise exceptions.NotFound()
             setattr(self, name, parent)
-        if "pk" in self.kwargs:  # type: ignore[attr-defined]
+        if "pk" in self.kwargs and self.model is not None:  # type: ignore[attr-defined]
             require_in_scope(self.get_queryset(), self.kwargs["pk"])  # type: ignore[attr-defined]
         super().check_permissions(request)  # type: ignore[misc]
 
@@ -119,24 +153,56 @@ class StudioScopedMixin:
     def get_queryset(self) -> models.QuerySet:
         if getattr(self, "swagger_fake_view", False):  # schema generation: no request
             with unscoped():
-                return self.model._default_manager.none()
-        if self.model is Studio:
-            queryset = Studio.objects.filter(pk=self.studio.pk)
-        else:
-            queryset = self.model._default_manager.filter(studio=self.studio)
+                return self.model._default_manager.none()  # type: ignore[union-attr]
+        queryset = self.tenant_queryset()
         if self.parent_lookup is not None:
             name = self.parent_lookup[0]
             queryset = queryset.filter(**{name: getattr(self, name)})
         return self.scope_queryset(queryset)
 
     def get_object(self) -> Any:
-        if self.model is Studio:
-            obj = self.studio
-        else:
-            queryset = self.filter_queryset(self.get_queryset())  # type: ignore[attr-defined]
-            obj = get_object_or_404(queryset, pk=self.kwargs["pk"])  # type: ignore[attr-defined]
+        queryset = self.filter_queryset(self.get_queryset())  # type: ignore[attr-defined]
+        obj = get_object_or_404(queryset, pk=self.kwargs["pk"]) if "pk" in self.kwargs else queryset.get()  # type: ignore[attr-defined]
         self.check_object_permissions(self.request, obj)  # type: ignore[attr-defined]
         return obj
+
+
+_SEAL_OWNERS.add(ScopedEndpoint)
+
+
+class StudioScopedMixin(ScopedEndpoint, flavour=True):
+    """The staff flavour: a signed-in member of the studio in the URL, whose
+    role must hold the scope the view declares for the method."""
+
+    scope_map: ClassVar[dict[str, str]] = {}
+    action_scopes: ClassVar[dict[str, str]] = {}
+    membership: Any
+
+    @classmethod
+    def check_endpoint_class(cls) -> None:
+        if not cls.scope_map and not cls.action_scopes:
+            raise TypeError(f"{cls.__name__} must declare scope_map (HTTP method -> scope).")
+        if not getattr(cls, "model", None):
+            raise TypeError(f"{cls.__name__} must declare the model it serves.")
+        validate_scope_map(cls)
+
+    def get_permissions(self) -> list[Any]:
+        return [IsAuthenticated(), HasStudioScope()]
+
+    def resolve(self, request: Any) -> None:
+        if not (request.user and request.user.is_authenticated):
+            self.permission_denied(request)  # type: ignore[attr-defined]  # 401
+        membership = selectors.membership_in(request.user, self.kwargs["studio_slug"])  # type: ignore[attr-defined]
+        if membership is None:
+            raise exceptions.NotFound("No such studio.")
+        self.membership = membership
+        self.studio = membership.studio
+        self.enter(studio_scope(self.studio))
+
+    def tenant_queryset(self) -> models.QuerySet:
+        if self.model is Studio:
+            return Studio.objects.filter(pk=self.studio.pk)
+        return super().tenant_queryset()
 
     def get_serializer_context(self) -> dict[str, Any]:
         ctx = super().get_serializer_context()  # type: ignore[misc]
