@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
@@ -83,3 +85,36 @@ def feed_version(feed: CalendarFeed, bookings: QuerySet[Booking]) -> FeedVersion
     last = max(filter(None, [stamp["last"], stamp["service"], feed.updated_at, feed.studio.updated_at]))
     version = f"{feed.pk}:{feed.scope}:{feed.name}:{stamp['count']}:{last.isoformat()}"
     return FeedVersion(etag='"' + hashlib.sha256(version.encode()).hexdigest()[:32] + '"', last_modified=last)
+
+
+# --- work due, for Celery beat: one query across studios each ---------------------------------------
+
+
+def studios_with_expired_holds(*, now: datetime | None = None) -> list[Any]:
+    now = now or timezone.now()
+    with unscoped():  # which studios have work is the question
+        return list(
+            Booking.objects.filter(
+                status__in=[BookingStatus.HELD, BookingStatus.AWAITING_PAYMENT],
+                hold_expires_at__lte=now,
+                studio__is_active=True,
+            )
+            .values_list("studio_id", flat=True)
+            .distinct()
+        )
+
+
+def studios_with_reminders_due(*, now: datetime | None = None) -> list[Any]:
+    now = now or timezone.now()
+    with unscoped():  # which studios have work is the question
+        return list(
+            Booking.objects.filter(
+                status=BookingStatus.CONFIRMED,
+                reminder_sent_at__isnull=True,
+                starts_at__gt=now,
+                starts_at__lte=now + timedelta(hours=settings.BOOKING_REMINDER_HOURS),
+                studio__is_active=True,
+            )
+            .values_list("studio_id", flat=True)
+            .distinct()
+        )

@@ -112,6 +112,9 @@ class Asset(StudioOwnedModel, TimestampedModel):
     orientation = models.PositiveSmallIntegerField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=AssetStatus.choices, default=AssetStatus.AWAITING_UPLOAD)
     failure_reason = models.CharField(max_length=300, blank=True)
+    # When the derivative job reached the broker. Empty while processing: it
+    # did not (the broker was down), and the sweeper queues it again.
+    derivatives_queued_at = models.DateTimeField(null=True, blank=True)
     # {"large": {"key", "width", "height", "bytes"}, "medium": {...}, "thumb": {...}}
     derivatives = models.JSONField(default=dict, blank=True)
     derivative_bytes = models.PositiveBigIntegerField(default=0)
@@ -135,6 +138,8 @@ class Asset(StudioOwnedModel, TimestampedModel):
             # straight off this index up to the page's LIMIT (no sort of the
             # whole gallery); also serves counts by status.
             models.Index(fields=["gallery", "status", "sort_order", "created_at"], name="asset_gallery_status_order"),
+            # The sweeper's question across studios: which photos are still processing?
+            models.Index(fields=["updated_at"], condition=Q(status="processing"), name="asset_processing"),
         ]
 
     def __str__(self) -> str:

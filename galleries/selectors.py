@@ -5,10 +5,13 @@ the admin, exports and services call these; writes are in services."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Avg, Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from galleries.models import (
     Asset,
@@ -23,6 +26,7 @@ from galleries.models import (
     Visitor,
 )
 from studio.models import Studio
+from studio.tenancy import unscoped
 
 
 def storage_usage(studio: Studio) -> int:
@@ -117,3 +121,19 @@ def ready_assets_by_id(gallery: Gallery, ids: Iterable[Any]) -> dict[Any, Asset]
 
 def asset_counts_by_status(gallery: Gallery) -> dict[str, int]:
     return dict(Asset.objects.filter(gallery=gallery).values_list("status").annotate(n=Count("pk")))
+
+
+def stuck_assets(*, now: datetime | None = None, limit: int = 1000) -> list[tuple[Any, Any]]:
+    """(studio id, asset id) of photos still processing whose job never
+    reached the broker (for longer than a minute), or reached it longer ago
+    than DERIVATIVES_STUCK_AFTER_SECONDS (the message or the worker was lost).
+    Across studios: which studios have work is the question."""
+    now = now or timezone.now()
+    never_queued = Q(derivatives_queued_at__isnull=True, updated_at__lt=now - timedelta(minutes=1))
+    lost = Q(derivatives_queued_at__lt=now - timedelta(seconds=settings.DERIVATIVES_STUCK_AFTER_SECONDS))
+    with unscoped():
+        return list(
+            Asset.objects.filter(never_queued | lost, status=AssetStatus.PROCESSING, studio__is_active=True)
+            .order_by("updated_at")
+            .values_list("studio_id", "pk")[:limit]
+        )

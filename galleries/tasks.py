@@ -6,9 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from galleries import services
+from celery import shared_task
+from django.utils import timezone
+
+from galleries import selectors, services
+from galleries.models import Asset
 from galleries.storage import StorageError, media_store
-from studio.tasks import studio_task
+from studio.tasks import enqueue, studio_task
+from studio.tenancy import unscoped
 
 _RETRY = {
     "autoretry_for": (StorageError,),
@@ -19,16 +24,32 @@ _RETRY = {
 }
 
 
-@studio_task(name="galleries.make_derivatives", **_RETRY)
+# A 100-megapixel original decodes, resizes and encodes in a few seconds;
+# the limit leaves room for a slow download of a 250 MB file.
+@studio_task(name="galleries.make_derivatives", soft_time_limit=300, time_limit=360, **_RETRY)
 def make_derivatives(studio: Any, asset_id: str, force: bool = False) -> str | None:
     asset = services.asset_process(asset_id=asset_id, force=force)
     return asset.status if asset is not None else None
 
 
-@studio_task(name="galleries.delete_objects", **_RETRY)
+@studio_task(name="galleries.delete_objects", soft_time_limit=120, time_limit=150, **_RETRY)
 def delete_objects(studio: Any, keys: list[str]) -> int:
     prefix = f"studios/{studio.pk}/"
     # A task may only touch its own studio's keys, whatever it was sent.
     own = [key for key in keys if key.startswith(prefix)]
     media_store().delete(own)
     return len(own)
+
+
+@shared_task(name="galleries.sweep_stuck_assets", soft_time_limit=60, time_limit=90)
+def sweep_stuck_assets() -> int:
+    """Celery beat, every minute: queue again the derivatives of photos whose
+    job never reached the broker, or was lost on the way."""
+    queued = []
+    for studio_id, asset_id in selectors.stuck_assets():
+        if not enqueue(make_derivatives, str(studio_id), str(asset_id)):
+            break  # the broker is down: the next sweep tries again
+        queued.append(asset_id)
+    with unscoped():  # the ids came from every studio's stuck photos
+        Asset.objects.filter(pk__in=queued).update(derivatives_queued_at=timezone.now())
+    return len(queued)

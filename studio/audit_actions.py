@@ -65,6 +65,7 @@ class Action(models.TextChoices):
     BOOKING_UPDATED = "booking.updated"
     PAYMENT_RECEIVED = "payment.received"
     PAYMENT_EXPIRED = "payment.expired"
+    PAYMENT_AMOUNT_MISMATCH = "payment.amount_mismatch"
     CONTACT_RECEIVED = "contact.received"
     CONTACT_CONVERTED = "contact.converted"
     CALENDAR_FEED_CREATED = "calendar_feed.created"

@@ -164,3 +164,54 @@ class Membership(StudioOwnedModel, TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.get_role_display()})"
+
+
+class EmailStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class EmailLog(StudioOwnedModel, TimestampedModel):
+    """Every email the platform sends, one row per recipient (studio.emails).
+
+    Written in the transaction of the change that causes it, sent after
+    commit by a Celery task, retried with backoff, and sent at most once per
+    idempotency key: a retried or duplicated task finds the row already
+    claimed or sent."""
+
+    # Empty for platform mail that belongs to no studio (sign-in, password reset).
+    studio = models.ForeignKey(Studio, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    kind = models.CharField(max_length=64, help_text='What the email is, e.g. "booking.confirmation".')
+    recipient = models.EmailField()
+    idempotency_key = models.CharField(max_length=255)
+    subject = models.CharField(max_length=500)
+    body = models.TextField(blank=True)
+    html_body = models.TextField(blank=True)
+    # [{"filename", "content" (text), "mimetype"}]
+    attachments = models.JSONField(default=list, blank=True)
+    # The body carries a one-time link: cleared once the email is sent or given up.
+    sensitive = models.BooleanField(default=False)
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    meta = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=EmailStatus.choices, default=EmailStatus.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["studio", "idempotency_key"], name="email_once_per_key"),
+            models.UniqueConstraint(
+                fields=["idempotency_key"], condition=models.Q(studio__isnull=True), name="platform_email_once_per_key"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="email_due")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.recipient} ({self.status})"

@@ -132,6 +132,21 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+# Queues, and the one place tasks are routed to them. Run workers for all of
+# them (celery -A studio worker -Q default,email,derivatives,exports) or
+# dedicate workers: derivatives are CPU-bound, email and default are light.
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "galleries.make_derivatives": {"queue": "derivatives"},
+    "exports.*": {"queue": "exports"},
+    "studio.send_email": {"queue": "email"},
+}
+# A request whose task cannot be queued must not hang on a dead broker:
+# publishing gives up within about a second, the work stays recorded in the
+# database and a sweeper queues it again (studio.tasks.enqueue).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
 
 # --- Media and static -----------------------------------------------------------
 # AWS_STORAGE_BUCKET_NAME switches media to S3 (django-storages); the endpoint
@@ -182,6 +197,18 @@ else:
     EMAIL_FILE_PATH = str(VAR_DIR / "mail")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Studio Platform <no-reply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# A hanging SMTP server must not hold a worker: seconds per SMTP operation.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+# Every email is sent by a task and logged (studio.emails): failed attempts
+# are retried after 30 s, 1, 2, 4 ... minutes (at most an hour apart) until
+# EMAIL_MAX_ATTEMPTS, about three hours of trying with the defaults.
+EMAIL_MAX_ATTEMPTS = env.int("EMAIL_MAX_ATTEMPTS", default=10)
+EMAIL_RETRY_BASE_SECONDS = 30
+EMAIL_RETRY_MAX_SECONDS = 3600
+# The sweeper queues again mail due for this long (its task was lost) and
+# mail left "sending" this long by a worker that died.
+EMAIL_SWEEP_GRACE_SECONDS = 120
+EMAIL_STALE_AFTER_SECONDS = 300
 
 # --- Security -----------------------------------------------------------------------
 # HTTPS=true is the one switch for a deployment behind TLS.
@@ -212,6 +239,7 @@ AUTHENTICATION_BACKENDS = [
 ]
 
 # --- allauth: email sign-in, mandatory verification, TOTP --------------------------
+ACCOUNT_ADAPTER = "studio.accounts.AccountAdapter"  # its mail goes through studio.emails
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
@@ -316,6 +344,10 @@ DERIVATIVE_WEBP_METHOD = env.int("DERIVATIVE_WEBP_METHOD", default=4)
 DERIVATIVE_WEBP_QUALITY = env.int("DERIVATIVE_WEBP_QUALITY", default=82)
 # Decompression-bomb guard: images above this many pixels are refused unread.
 DERIVATIVE_MAX_PIXELS = env.int("DERIVATIVE_MAX_PIXELS", default=100_000_000)
+# A derivative job handed to the broker this long ago whose photo is still
+# processing was lost (worker killed, broker restarted without its data):
+# the sweeper queues it again. Above any queue wait we expect.
+DERIVATIVES_STUCK_AFTER_SECONDS = env.int("DERIVATIVES_STUCK_AFTER_SECONDS", default=3600)
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=250 * 1024 * 1024)
 UPLOAD_BATCH_MAX_FILES = 500
 UPLOAD_URL_TTL_SECONDS = 15 * 60
@@ -340,6 +372,8 @@ PAYMENT_PROVIDER = env.str("PAYMENT_PROVIDER", default="stripe" if STRIPE_SECRET
 CELERY_BEAT_SCHEDULE = {
     "bookings-release-expired-holds": {"task": "bookings.release_expired_holds", "schedule": 60.0},
     "bookings-send-reminders": {"task": "bookings.send_reminders", "schedule": 15 * 60.0},
+    "studio-sweep-email": {"task": "studio.sweep_email", "schedule": 60.0},
+    "galleries-sweep-stuck-assets": {"task": "galleries.sweep_stuck_assets", "schedule": 60.0},
 }
 
 # --- Platform settings ------------------------------------------------------------------

@@ -9,13 +9,13 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from studio.auditing import Action, audit_record, snapshot
+from studio.emails import email_queue
 from studio.errors import Conflict, DomainError, Forbidden, save_or_conflict
 from studio.models import Membership, Studio, hash_token
 from studio.roles import can_grant
@@ -94,15 +94,18 @@ def team_delete(*, team: Team) -> None:
 # --- invitations -----------------------------------------------------------------------
 
 
-def _send_invitation_email(invitation: Invitation, raw_token: str) -> None:
+def _queue_invitation_email(invitation: Invitation, raw_token: str) -> None:
     path = reverse("teams:invitation-accept", kwargs={"token": raw_token})
     base = settings.SITE_URL.rstrip("/")
     context = {"invitation": invitation, "studio": invitation.studio, "accept_url": f"{base}{path}"}
-    send_mail(
+    email_queue(
+        kind="member.invitation",
+        to=[invitation.email],
         subject=f"You're invited to join {invitation.studio.name}",
-        message=render_to_string("teams/invitation_email.txt", context),
-        from_email=None,
-        recipient_list=[invitation.email],
+        body=render_to_string("teams/invitation_email.txt", context),
+        key=f"invitation:{invitation.pk}",
+        sensitive=True,  # the link is the only copy of the token
+        target=invitation,
     )
 
 
@@ -130,7 +133,7 @@ def invitation_create(*, actor: Membership | None, email: str, role: str) -> tup
     audit_record(
         action=Action.MEMBER_INVITED, target=invitation, after=snapshot(invitation, ["email", "role", "expires_at"])
     )
-    transaction.on_commit(lambda: _send_invitation_email(invitation, raw_token))
+    _queue_invitation_email(invitation, raw_token)
     return invitation, raw_token
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.core.cache import cache
@@ -82,3 +82,40 @@ def client_for() -> Callable[[Membership], APIClient]:
 @pytest.fixture
 def api() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture
+def threaded_db(tmp_path, monkeypatch) -> Iterator[None]:
+    """Nothing to do on PostgreSQL. On SQLite, the threaded tests run on a
+    database file configured as in production (WAL, BEGIN IMMEDIATE, 20 s busy
+    timeout) rather than on pytest-django's shared-cache in-memory database:
+    there locking is per table, and a writer that finds the cache locked fails
+    at once ("database table is locked", SQLITE_LOCKED) instead of waiting out
+    the busy timeout, which says nothing about the real setup.
+
+    The migrated, empty in-memory schema is copied into the file; this thread's
+    connection and every new thread's connection use the file until the test
+    ends (pytest-django then flushes the untouched in-memory database as usual).
+    """
+    import sqlite3
+
+    from django.db import connections
+
+    if ON_POSTGRES:
+        yield
+        return
+    path = tmp_path / "bookings.sqlite3"
+    memory = connections["default"]
+    memory.ensure_connection()
+    target = sqlite3.connect(path)
+    memory.connection.backup(target)
+    target.close()
+    file_settings = {**connections.settings["default"], "NAME": str(path)}
+    monkeypatch.setitem(connections.settings, "default", file_settings)
+    on_file = memory.__class__(file_settings, "default")
+    connections["default"] = on_file
+    try:
+        yield
+    finally:
+        on_file.close()
+        connections["default"] = memory

@@ -17,7 +17,7 @@ from audit.models import AuditEvent
 from studio import context, services
 from studio import services as studio_services
 from studio.auditing import Action, audit_record
-from studio.models import Membership, Studio, User
+from studio.models import EmailLog, EmailStatus, Membership, Studio, User
 from studio.roles import Role
 from studio.tenancy import studio_scope
 from teams import services as team_services
@@ -79,12 +79,27 @@ def audit_event(studio_: Studio) -> AuditEvent:
         return audit_record(action=Action.STUDIO_UPDATED, target=studio_, after={"note": "test"})
 
 
+def email_log(studio_: Studio) -> EmailLog:
+    """A sent email: built directly, so no task runs."""
+    with studio_scope(studio_):
+        return EmailLog.objects.create(
+            studio=studio_,
+            kind="test.email",
+            recipient=f"someone{_n()}@example.com",
+            idempotency_key=f"test:{_n()}",
+            subject="Hello",
+            body="Hello",
+            status=EmailStatus.SENT,
+        )
+
+
 FACTORIES: dict[type[models.Model], Callable[[Studio], models.Model]] = {
     Membership: lambda s: member(s),
     Team: lambda s: team(s),
     TeamMember: team_member,
     Invitation: lambda s: invitation(s)[0],
     AuditEvent: audit_event,
+    EmailLog: email_log,
     Studio: lambda s: s,
 }
 

@@ -82,10 +82,11 @@ def test_login_page_asks_for_email_not_username(web):
     assert form.fields["login"].widget.input_type == "email"
 
 
-def test_unverified_email_is_sent_to_verification_instead(web):
+def test_unverified_email_is_sent_to_verification_instead(web, django_capture_on_commit_callbacks):
     user = User.objects.create_user(email=_fresh_email("unverified"), password=factories.PASSWORD)
     EmailAddress.objects.create(user=user, email=user.email, verified=False, primary=True)
-    response = web.post(reverse("account_login"), {"login": user.email, "password": factories.PASSWORD})
+    with django_capture_on_commit_callbacks(execute=True):
+        response = web.post(reverse("account_login"), {"login": user.email, "password": factories.PASSWORD})
     assert response.status_code == 302
     assert response["Location"] == reverse("account_email_verification_sent")
     assert _signed_in_user_id(web) is None
@@ -93,12 +94,13 @@ def test_unverified_email_is_sent_to_verification_instead(web):
     assert "/accounts/confirm-email/" in mail.outbox[0].body
 
 
-def test_signup_sends_a_verification_email_and_confirming_signs_in(web):
+def test_signup_sends_a_verification_email_and_confirming_signs_in(web, django_capture_on_commit_callbacks):
     email = _fresh_email("newcomer")
-    response = web.post(
-        reverse("account_signup"),
-        {"email": email, "password1": "a-long-unusual-passphrase", "password2": "a-long-unusual-passphrase"},
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = web.post(
+            reverse("account_signup"),
+            {"email": email, "password1": "a-long-unusual-passphrase", "password2": "a-long-unusual-passphrase"},
+        )
     assert response.status_code == 302, response.context["form"].errors if response.context else ""
     assert response["Location"] == reverse("account_email_verification_sent")
     user = User.objects.get(email=email)

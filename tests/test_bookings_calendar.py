@@ -33,7 +33,7 @@ from bookings import services, tasks, views
 from bookings.models import Booking, BookingStatus, CalendarFeed, Service, WorkingHours
 from studio import context
 from studio import services as studio_services
-from studio.models import Studio, hash_token
+from studio.models import EmailLog, EmailStatus, Studio, hash_token
 from studio.roles import Role
 from studio.tenancy import studio_scope
 from tests import factories
@@ -629,7 +629,9 @@ def test_reminders_go_once_to_confirmed_bookings_in_the_next_24_hours(scope, dja
     assert sorted(m.to[0] for m in mail.outbox) == sorted([soon.client_email, last.client_email])
     assert all(m.attachments == [] for m in mail.outbox)
     soon.refresh_from_db()
-    assert soon.reminder_sent_at == R_NOW
+    # Marked when the email log says it went out, not when it was queued.
+    log = EmailLog.objects.get(kind="booking.reminder", recipient=soon.client_email)
+    assert log.status == EmailStatus.SENT and soon.reminder_sent_at == log.sent_at
 
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):

@@ -22,15 +22,17 @@ from urllib.parse import parse_qs
 
 import pytest
 import stripe
+from django.core import mail
 from django.db import transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
-from bookings import availability, providers
+from bookings import availability, notifications, providers
 from bookings import services as booking_services
 from bookings.models import Booking, BookingStatus, Payment, PaymentStatus, WebhookEvent, WorkingHours
 from studio import context
+from studio.auditing import Action
 from studio.models import Studio
 from studio.roles import Role
 from studio.tenancy import studio_scope, unscoped
@@ -735,14 +737,30 @@ def test_webhook_unpaid_session_changes_nothing_until_the_async_payment_succeeds
 
 
 @pytest.mark.parametrize("amount_total", [4999, 500000, None])
-def test_webhook_amount_mismatch_changes_nothing(studio, fake_stripe, amount_total) -> None:
+def test_webhook_amount_mismatch_confirms_nothing_and_tells_the_studio(
+    studio, fake_stripe, amount_total, django_capture_on_commit_callbacks
+) -> None:
     booking, _, payment = _stripe_checkout(studio)
     state, events = _state(booking, payment), len(_events(studio))
-    response = _deliver(_event("checkout.session.completed", payment.provider_ref, amount_total=amount_total))
+    mail.outbox.clear()
+    event = _event("checkout.session.completed", payment.provider_ref, amount_total=amount_total)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _deliver(event)
     assert response.status_code == 200
     assert response.json() == {"outcome": "amount mismatch"}
     assert _state(booking, payment) == state
-    assert len(_events(studio)) == events
+    # Audited, and the studio is told (before: recorded as handled, silently).
+    new = _events(studio)[events:] if len(_events(studio)) > events else []
+    assert [e.action for e in new] == [Action.PAYMENT_AMOUNT_MISMATCH]
+    assert new[0].after["received_cents"] == (amount_total or 0)
+    with studio_scope(studio):
+        told = notifications.studio_recipients(studio)
+    assert told and sorted(m.to[0] for m in mail.outbox) == sorted(told)
+    assert all("wrong amount" in m.subject for m in mail.outbox)
+    # The same delivery again is a duplicate: no second alert.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _deliver(event).json() == {"outcome": "duplicate"}
+    assert len(mail.outbox) == len(told)
 
 
 def test_webhook_unknown_session_and_other_event_types(studio, fake_stripe) -> None:

@@ -49,7 +49,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 TASK_CALLS: list[dict] = []
 
 
-@studio_task(name="tests.platform.stamp")
+@studio_task(name="tests.platform.stamp", soft_time_limit=10, time_limit=20)
 def stamp(studio: Studio, note: str) -> dict:
     """Records what the task saw and writes an audit event."""
     actor = context.current().resolved_actor()
@@ -69,7 +69,7 @@ def stamp(studio: Studio, note: str) -> dict:
 WORKER_QUEUE = f"tests-platform-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-@studio_task(name="tests.platform.stamp_remote")
+@studio_task(name="tests.platform.stamp_remote", soft_time_limit=10, time_limit=20)
 def stamp_remote(studio: Studio, note: str) -> None:
     from django.db import connections
 

@@ -159,7 +159,7 @@ def mark_confirmed(booking: Booking, now: datetime) -> Booking:
     booking.status, booking.confirmed_at, booking.hold_expires_at = BookingStatus.CONFIRMED, now, None
     save_with_sequence(booking, "status", "confirmed_at", "hold_expires_at")
     audit_record(action=Action.BOOKING_CONFIRMED, target=booking, after={"status": "confirmed"})
-    notifications.confirmation_on_commit(booking)
+    notifications.queue_confirmation(booking)
     return booking
 
 
@@ -214,7 +214,7 @@ def booking_cancel(*, booking: Booking, by_client: bool, reason: str = "", now: 
         before=before,
         after={"status": "cancelled", "reason": booking.cancel_reason},
     )
-    notifications.cancellation_on_commit(booking)
+    notifications.queue_cancellation(booking)
     return booking
 
 
@@ -243,7 +243,7 @@ def booking_reschedule(
     save_or_unavailable(booking)
     audit_record(action=Action.BOOKING_RESCHEDULED, target=booking, before=before, after=booking_snapshot(booking))
     if booking.status == BookingStatus.CONFIRMED:
-        notifications.confirmation_on_commit(booking, rescheduled=True)
+        notifications.queue_confirmation(booking, rescheduled=True)
     return booking
 
 
@@ -294,23 +294,23 @@ def booking_assign(
 
 
 def reminders_send(*, now: datetime | None = None) -> int:
-    """Reminders for confirmed bookings starting within the next 24 hours,
-    once each (reminder_sent_at), whatever the beat interval."""
+    """Queue the reminder of each confirmed booking starting within the next
+    BOOKING_REMINDER_HOURS, once per start time (the email's idempotency
+    key), whatever the beat interval. ``reminder_sent_at`` is set when the
+    email log says the reminder went out (notifications.reminder_delivered),
+    never before. Returns how many were queued now."""
     now = now or timezone.now()
-    due = list(
-        Booking.objects.filter(
-            status=BookingStatus.CONFIRMED,
-            reminder_sent_at__isnull=True,
-            starts_at__gt=now,
-            starts_at__lte=now + timedelta(hours=settings.BOOKING_REMINDER_HOURS),
-        ).select_related("service", "studio")
-    )
+    due = Booking.objects.filter(
+        status=BookingStatus.CONFIRMED,
+        reminder_sent_at__isnull=True,
+        starts_at__gt=now,
+        starts_at__lte=now + timedelta(hours=settings.BOOKING_REMINDER_HOURS),
+    ).select_related("service", "studio")
+    queued = 0
     for booking in due:
         with transaction.atomic():
-            claimed = Booking.objects.filter(pk=booking.pk, reminder_sent_at__isnull=True).update(reminder_sent_at=now)
-            if claimed:  # another worker did not get there first
-                notifications.reminder_on_commit(booking)
-    return len(due)
+            queued += notifications.queue_reminder(booking)
+    return queued
 
 
 def manage_url(raw: str) -> str:

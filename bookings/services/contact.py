@@ -39,7 +39,7 @@ def contact_submit(
         target=submission,
         after={"email": email, "service": str(service.pk) if service else None},
     )
-    notifications.contact_on_commit(submission)
+    notifications.queue_contact(submission)
     return submission
 
 
@@ -87,5 +87,5 @@ def contact_convert(*, submission: ContactSubmission, service: Service, starts_a
     audit_record(action=Action.CONTACT_CONVERTED, target=submission, after={"booking": str(booking.pk)})
     audit_record(action=Action.BOOKING_CONFIRMED, target=booking, after=booking_snapshot(booking))
     # The client never saw a booking page: the email carries their link.
-    notifications.confirmation_on_commit(booking, manage_url=manage_url(raw))
+    notifications.queue_confirmation(booking, manage_url=manage_url(raw))
     return booking

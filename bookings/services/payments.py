@@ -88,7 +88,7 @@ def payment_succeeded(*, payment: Payment, now: datetime | None = None) -> Payme
     else:
         payment.status = PaymentStatus.REFUND_NEEDED
         payment.save(update_fields=["status", "paid_at", "updated_at"])
-        notifications.refund_needed_on_commit(payment)
+        notifications.queue_refund_needed(payment)
     audit_record(
         action=Action.PAYMENT_RECEIVED, target=payment, after={"status": payment.status, "booking": str(booking.pk)}
     )
@@ -124,6 +124,18 @@ def payment_expired(*, payment: Payment, now: datetime | None = None) -> Payment
         save_with_sequence(booking, "status", "cancelled_at", "cancel_reason")
     audit_record(action=Action.PAYMENT_EXPIRED, target=payment, after={"booking": str(booking.pk)})
     return payment
+
+
+@transaction.atomic
+def payment_amount_mismatch(*, payment: Payment, event_id: str, received_cents: int) -> None:
+    """The provider says the client paid another amount than the deposit: the
+    booking is not confirmed on it; the studio is told and decides."""
+    audit_record(
+        action=Action.PAYMENT_AMOUNT_MISMATCH,
+        target=payment,
+        after={"expected": str(payment.amount), "received_cents": received_cents, "event": event_id},
+    )
+    notifications.queue_amount_mismatch(payment, event_id=event_id, received_cents=received_cents)
 
 
 @transaction.atomic
@@ -190,7 +202,9 @@ def handle_stripe_webhook(payload: bytes, signature: str) -> str:
                 return "expired"
             if session.get("payment_status") != "paid":
                 return "not paid yet"  # async methods report again when settled
-            if Decimal(session.get("amount_total") or 0) != (payment.amount * 100).to_integral_value():
+            received = Decimal(session.get("amount_total") or 0)
+            if received != (payment.amount * 100).to_integral_value():
+                payment_amount_mismatch(payment=payment, event_id=event["id"], received_cents=int(received))
                 return "amount mismatch"
             payment_succeeded(payment=payment)
             return "paid"

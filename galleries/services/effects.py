@@ -8,9 +8,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from galleries.models import Asset
-from studio.tenancy import current_studio
+from studio.tasks import enqueue, enqueue_on_commit
+from studio.tenancy import current_studio, studio_scope
 
 
 def asset_keys(assets: Iterable[Asset]) -> list[str]:
@@ -25,15 +27,29 @@ def delete_objects_on_commit(keys: list[str]) -> None:
     if keys:
         from galleries.tasks import delete_objects
 
-        studio_id = str(current_studio().pk)
-        transaction.on_commit(lambda: delete_objects.delay(studio_id, keys))
+        enqueue_on_commit(delete_objects, str(current_studio().pk), keys)
 
 
 def queue_derivatives(asset_ids: list[Any], *, force: bool = False) -> None:
+    """Ask for each photo's derivatives once the transaction commits. A
+    photo whose job reached the broker is stamped ``derivatives_queued_at``;
+    if the broker refuses, the rest wait unstamped, still ``processing``,
+    for the sweeper (galleries.tasks.sweep_stuck_assets) to queue again. The
+    request that asked for them commits and answers as usual either way."""
     if not asset_ids:
         return
     from galleries.tasks import make_derivatives
 
-    studio_id = str(current_studio().pk)
+    studio = current_studio()
     ids = [str(pk) for pk in asset_ids]
-    transaction.on_commit(lambda: [make_derivatives.delay(studio_id, pk, force=force) for pk in ids])
+
+    def send() -> None:
+        queued = []
+        for pk in ids:
+            if not enqueue(make_derivatives, str(studio.pk), pk, force=force):
+                break  # the broker is down: do not wait on it once per photo
+            queued.append(pk)
+        with studio_scope(studio):
+            Asset.objects.filter(pk__in=queued).update(derivatives_queued_at=timezone.now())
+
+    transaction.on_commit(send, robust=True)
