@@ -470,3 +470,195 @@ def test_mail_in_tests_defaults_to_the_outbox(django_capture_on_commit_callbacks
     with studio_scope(studio), django_capture_on_commit_callbacks(execute=True):
         emails.email_queue(kind="t", to=["o@example.com"], subject="Outbox", body="b", key="outbox")
     assert [m.subject for m in mail.outbox] == ["Outbox"]
+
+
+# --- no network call while a row lock is held ---------------------------------------------------------
+
+
+def _locked_elsewhere(model: type, pk: Any, studio: Any) -> bool:
+    """On PostgreSQL: is the row locked by another transaction? Asked from a
+    second connection with NOWAIT, in a thread of its own."""
+    from django.db import DatabaseError
+
+    answer: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with studio_scope(studio), transaction.atomic():
+                list(model.objects.select_for_update(nowait=True).filter(pk=pk))
+            answer.append(False)
+        except DatabaseError:
+            answer.append(True)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    return answer[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_upload_complete_checks_storage_with_no_transaction_open(monkeypatch):
+    from django.db import connections
+
+    from galleries.storage import LocalMediaStore
+
+    studio = factories.studio()
+    gallery = make_gallery(studio)
+    staff = APIClient()
+    staff.force_authenticate(factories.owner_membership(studio).user)
+    request_connection = connections["default"]
+    seen: list[tuple[str, bool, bool]] = []
+    real_head, real_read_head = LocalMediaStore.head, LocalMediaStore.read_head
+
+    def watched(name: str, real: Any) -> Any:
+        def call(self: Any, key: str, *args: Any) -> Any:
+            asset_id = key.rsplit("/", 1)[-1].split(".")[0]
+            locked = connection.vendor == "postgresql" and _locked_elsewhere(Asset, asset_id, studio)
+            seen.append((name, request_connection.in_atomic_block, locked))
+            return real(self, key, *args)
+
+        return call
+
+    monkeypatch.setattr(LocalMediaStore, "head", watched("head", real_head))
+    monkeypatch.setattr(LocalMediaStore, "read_head", watched("read_head", real_read_head))
+    files = [(f"p{i}.jpg", jpeg(64 + i, 48), "image/jpeg") for i in range(5)]
+    done = upload(staff, studio, gallery, files)
+
+    assert len(done["processing"]) == 5
+    assert len(seen) == 10 and {name for name, _, _ in seen} == {"head", "read_head"}
+    # Before: every HEAD and read ran inside the transaction, the rows locked.
+    assert not any(in_transaction or locked for _, in_transaction, locked in seen), seen
+
+
+class _WatchingProvider:
+    """A provider that notes, during its network call, whether the booking is
+    locked (PostgreSQL) or a transaction is open; one checkout per payment,
+    as Stripe's idempotency key gives."""
+
+    name = "stripe"
+
+    def __init__(self, request_connection: Any, during: Any = None) -> None:
+        self.request_connection = request_connection
+        self.during = during
+        self.calls: list[tuple[str, bool, bool]] = []
+        self.lock = threading.Lock()
+
+    def create_checkout(self, payment: Any, *, success_url: str, cancel_url: str) -> Any:
+        from bookings.providers import Checkout
+
+        locked = connection.vendor == "postgresql" and _locked_elsewhere(
+            Booking, payment.booking_id, payment.booking.studio
+        )
+        with self.lock:
+            self.calls.append((str(payment.pk), self.request_connection.in_atomic_block, locked))
+        if self.during is not None:
+            self.during(payment)
+        ref = f"cs_test_{payment.pk}"
+        return Checkout(reference=ref, url=f"https://checkout.example/{ref}")
+
+
+def _deposit_hold(studio: Any) -> tuple[Booking, str]:
+    service, start = _bookable(studio, price=200, deposit=50)
+    response = _anon().post(
+        _public(studio, "holds/"),
+        {"service": str(service.pk), "start": start.isoformat(), "name": "Casey", "email": "casey@example.com"},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    with unscoped():
+        return Booking.objects.get(pk=response.json()["booking"]["id"]), response.json()["token"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_checkout_calls_the_provider_with_no_lock_held(monkeypatch):
+    from django.db import connections
+
+    from bookings import providers
+
+    studio = factories.studio()
+    booking, token = _deposit_hold(studio)
+    provider = _WatchingProvider(connections["default"])
+    monkeypatch.setattr(providers, "provider", lambda: provider)
+
+    response = _anon().post(f"/api/v1/public/bookings/{token}/checkout/", format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == BookingStatus.AWAITING_PAYMENT
+    assert [(in_tx, locked) for _, in_tx, locked in provider.calls] == [(False, False)]
+    # Checking out again reuses the checkout: no second call, no longer hold.
+    with studio_scope(studio):
+        hold_until = Booking.objects.get(pk=booking.pk).hold_expires_at
+    again = _anon().post(f"/api/v1/public/bookings/{token}/checkout/", format="json")
+    assert again.status_code == 200 and len(provider.calls) == 1
+    with studio_scope(studio):
+        assert Booking.objects.get(pk=booking.pk).hold_expires_at == hold_until
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_checkouts_share_one_payment_and_one_checkout(monkeypatch, threaded_db):
+    from django.db import connections
+
+    from audit.models import AuditEvent
+    from bookings import providers
+    from bookings.models import Payment
+    from studio.auditing import Action
+
+    studio = factories.studio()
+    booking, _ = _deposit_hold(studio)
+    barrier = threading.Barrier(4)
+    provider = _WatchingProvider(connections["default"], during=lambda payment: None)
+    monkeypatch.setattr(providers, "provider", lambda: provider)
+    results: list[str] = []
+
+    def checkout() -> None:
+        try:
+            barrier.wait()
+            with context.acting_as(factories.TEST_ACTOR), studio_scope(studio):
+                payment = booking_services.booking_checkout(booking=booking, success_url="s", cancel_url="c")
+            results.append(str(payment.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=checkout) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(results) == 4 and len(set(results)) == 1
+    assert {payment_id for payment_id, _, _ in provider.calls} == set(results)  # one idempotency key
+    with studio_scope(studio):
+        (payment,) = Payment.objects.filter(booking=booking)
+        fresh = Booking.objects.get(pk=booking.pk)
+        started = AuditEvent.objects.filter(action=Action.BOOKING_CHECKOUT_STARTED, target_id=str(booking.pk))
+        assert started.count() == 1  # the hold was extended once
+    assert payment.provider_ref == f"cs_test_{payment.pk}"
+    assert fresh.status == BookingStatus.AWAITING_PAYMENT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hold_that_lapses_during_the_provider_call_keeps_the_checkout_reference(monkeypatch):
+    from django.db import connections
+
+    from bookings import providers
+    from bookings.models import Payment
+
+    studio = factories.studio()
+    booking, token = _deposit_hold(studio)
+
+    def lapse(payment: Any) -> None:
+        with studio_scope(studio):
+            Booking.objects.filter(pk=booking.pk).update(hold_expires_at=timezone.now() - timedelta(seconds=1))
+
+    provider = _WatchingProvider(connections["default"], during=lapse)
+    monkeypatch.setattr(providers, "provider", lambda: provider)
+    response = _anon().post(f"/api/v1/public/bookings/{token}/checkout/", format="json")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "HOLD_EXPIRED"
+    with studio_scope(studio):
+        (payment,) = Payment.objects.filter(booking=booking)
+        assert Booking.objects.get(pk=booking.pk).status == BookingStatus.HELD
+    # A payment made on that checkout is still recognised by the webhook.
+    assert payment.provider_ref == f"cs_test_{payment.pk}"

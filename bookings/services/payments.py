@@ -30,39 +30,70 @@ from studio.errors import Conflict, DomainError
 from studio.tenancy import studio_scope, unscoped
 
 
-@transaction.atomic
 def booking_checkout(*, booking: Booking, success_url: str, cancel_url: str, now: datetime | None = None) -> Payment:
-    """Start paying the deposit. The slot stays held while the checkout lives."""
+    """Start paying the deposit. The slot stays held while the checkout lives.
+
+    Three steps, so the provider's network call holds no lock: the payment
+    row is found or made with the booking locked; the checkout is created
+    with nothing locked; the result is recorded with the booking locked again.
+    Two racing requests share one payment row, and the provider's idempotency
+    key (the payment id) gives them one checkout; the hold is extended once.
+    Checking out again reuses the checkout and never extends the hold, or a
+    client could keep a slot held for ever."""
     now = now or timezone.now()
+    provider = providers.provider()
+    payment = _checkout_payment(booking, provider.name, now)
+    if payment.provider_ref or payment.booking.status == BookingStatus.AWAITING_PAYMENT:
+        return payment
+    checkout = provider.create_checkout(payment, success_url=success_url, cancel_url=cancel_url)
+    payment, started = _record_checkout(payment, checkout, now)
+    if not started:
+        raise Conflict("The hold expired. Pick the time again.", code="HOLD_EXPIRED")
+    return payment
+
+
+@transaction.atomic
+def _checkout_payment(booking: Booking, provider_name: str, now: datetime) -> Payment:
     booking = Booking.objects.select_for_update().get(pk=booking.pk)
     require_live_hold(booking, now)
     if booking.deposit_amount <= 0:
         raise DomainError("This booking needs no deposit: confirm it.", code="NO_DEPOSIT")
-    existing = booking.payments.filter(status=PaymentStatus.PENDING).first()
-    if existing is not None and booking.status == BookingStatus.AWAITING_PAYMENT:
-        # Checking out again reuses the checkout and never extends the hold,
-        # or a client could keep a slot held for ever.
-        return existing
-    payments = providers.provider()
-    payment = Payment.objects.create(
-        studio=booking.studio,
-        booking=booking,
-        provider=payments.name,
-        amount=booking.deposit_amount,
-        currency=booking.service.currency,
-    )
-    checkout = payments.create_checkout(payment, success_url=success_url, cancel_url=cancel_url)
-    payment.provider_ref, payment.checkout_url = checkout.reference, checkout.url
-    payment.save(update_fields=["provider_ref", "checkout_url", "updated_at"])
-    booking.status = BookingStatus.AWAITING_PAYMENT
-    booking.hold_expires_at = now + timedelta(minutes=settings.BOOKING_CHECKOUT_MINUTES)
-    save_with_sequence(booking, "status", "hold_expires_at")
-    audit_record(
-        action=Action.BOOKING_CHECKOUT_STARTED,
-        target=booking,
-        after={"payment": str(payment.pk), "provider": payments.name},
-    )
+    payment = booking.payments.filter(status=PaymentStatus.PENDING).order_by("created_at").first()
+    if payment is None:
+        payment = Payment.objects.create(
+            studio=booking.studio,
+            booking=booking,
+            provider=provider_name,
+            amount=booking.deposit_amount,
+            currency=booking.service.currency,
+        )
+    payment.booking = booking
     return payment
+
+
+def _record_checkout(payment: Payment, checkout: providers.Checkout, now: datetime) -> tuple[Payment, bool]:
+    """Keep the checkout's reference even when the hold lapsed meanwhile: a
+    payment made on it must still be recognised (and refunded or retaken)."""
+    with transaction.atomic():
+        booking = Booking.objects.select_for_update().get(pk=payment.booking_id)
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        if checkout.reference and not payment.provider_ref:
+            payment.provider_ref, payment.checkout_url = checkout.reference, checkout.url
+            payment.save(update_fields=["provider_ref", "checkout_url", "updated_at"])
+        payment.booking = booking
+        if booking.status == BookingStatus.AWAITING_PAYMENT:
+            return payment, True  # a racing request started it: one extension only
+        if booking.status != BookingStatus.HELD or (booking.hold_expires_at and booking.hold_expires_at <= now):
+            return payment, False
+        booking.status = BookingStatus.AWAITING_PAYMENT
+        booking.hold_expires_at = now + timedelta(minutes=settings.BOOKING_CHECKOUT_MINUTES)
+        save_with_sequence(booking, "status", "hold_expires_at")
+        audit_record(
+            action=Action.BOOKING_CHECKOUT_STARTED,
+            target=booking,
+            after={"payment": str(payment.pk), "provider": payment.provider},
+        )
+    return payment, True
 
 
 @transaction.atomic

@@ -3,6 +3,7 @@ quota), checking what arrived, and cleaning up what never did."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,17 +142,36 @@ def _check_uploaded(store: Any, asset: Asset) -> str | None:
     return None
 
 
-@transaction.atomic
+# Storage checks run side by side: each is two round trips (HEAD, then the
+# first bytes). Below botocore's default pool of 10 connections.
+CHECK_CONCURRENCY = 8
+
+
 def upload_complete(*, batch: UploadBatch, asset_ids: list[Any] | None = None) -> CompleteResult:
     """Check each uploaded object (HEAD, then its first bytes); delete the ones
-    that break the rules; queue derivatives for the rest."""
-    assets = Asset.objects.select_for_update().filter(batch=batch, status=AssetStatus.AWAITING_UPLOAD)
+    that break the rules; queue derivatives for the rest.
+
+    The storage checks run first, outside any transaction: no row is locked
+    while we wait on the network. The results are then recorded in one short
+    transaction, for the photos still awaiting upload (a racing call to
+    complete may have recorded some meanwhile: it wins, ours are skipped)."""
+    candidates = Asset.objects.filter(batch=batch, status=AssetStatus.AWAITING_UPLOAD)
     if asset_ids is not None:
-        assets = assets.filter(pk__in=asset_ids)
+        candidates = candidates.filter(pk__in=asset_ids)
+    candidates = list(candidates)
     store = media_store()
+    with ThreadPoolExecutor(max_workers=max(1, min(CHECK_CONCURRENCY, len(candidates)))) as pool:
+        problems = dict(
+            zip([a.pk for a in candidates], pool.map(lambda a: _check_uploaded(store, a), candidates), strict=True)
+        )
+    with transaction.atomic():
+        return _record_completion(batch, problems)
+
+
+def _record_completion(batch: UploadBatch, problems: dict[Any, str | None]) -> CompleteResult:
     result = CompleteResult()
-    for asset in assets:
-        problem = _check_uploaded(store, asset)
+    for asset in Asset.objects.select_for_update().filter(pk__in=list(problems), status=AssetStatus.AWAITING_UPLOAD):
+        problem = problems[asset.pk]
         if problem == "missing":
             result.missing.append(asset)
         elif problem:
