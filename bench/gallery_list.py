@@ -56,7 +56,7 @@ def build(count: int) -> Gallery:
             studio = services.studio_create(owner=owner, name="Bench Studio", slug=SLUG)
         with studio_scope(studio):
             gallery = Gallery.objects.filter(access_code=CODE).first() or gallery_services.gallery_create(
-                title="Ten thousand", access_code=CODE
+                actor=None, title="Ten thousand", access_code=CODE
             )
             have = Asset.objects.filter(gallery=gallery).count()
             if have < count:

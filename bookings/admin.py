@@ -35,9 +35,8 @@ class _ConfigAdmin(StudioModelAdmin):
     write_scope = "booking:admin"
     form = _MemberForm
 
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        with self.write_scope_for(request, obj):
-            services.availability_save(obj=obj)
+    def save_through_service(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> Any:
+        return services.availability_save(obj=obj)
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         with self.write_scope_for(request, obj):
@@ -68,22 +67,7 @@ class ServiceForm(forms.ModelForm):
     # Members (a many-to-many to a scoped model) are set through the API.
     class Meta:
         model = Service
-        fields = [
-            "studio",
-            "name",
-            "description",
-            "duration_minutes",
-            "buffer_before_minutes",
-            "buffer_after_minutes",
-            "price",
-            "deposit",
-            "currency",
-            "min_notice_minutes",
-            "max_advance_days",
-            "daily_limit",
-            "slot_step_minutes",
-            "is_active",
-        ]
+        fields = ["studio", *Service.EDITABLE_FIELDS]
 
 
 @admin.register(Service)
@@ -95,16 +79,15 @@ class ServiceAdmin(StudioModelAdmin):
     list_filter = ["is_active"]
     search_fields = ["name"]
 
-    def save_model(self, request: HttpRequest, obj: Service, form: Any, change: bool) -> None:
-        with self.write_scope_for(request, obj):
-            services.service_save(service=obj)
+    def save_through_service(self, request: HttpRequest, obj: Service, form: Any, change: bool) -> Service:
+        return services.service_save(service=obj)
 
     def delete_model(self, request: HttpRequest, obj: Service) -> None:
         with self.write_scope_for(request, obj):
             try:
                 services.service_delete(service=obj)
             except DomainError as exc:
-                messages.error(request, exc.message)
+                self.refuse(request, exc)
 
 
 @admin.register(Booking)
@@ -132,9 +115,8 @@ class BookingAdmin(StudioModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # cancel instead: the calendar and the audit keep it
 
-    def save_model(self, request: HttpRequest, obj: Booking, form: Any, change: bool) -> None:
-        with self.write_scope_for(request, obj):
-            services.booking_assign(booking=Booking.objects.get(pk=obj.pk), notes=obj.notes)
+    def save_through_service(self, request: HttpRequest, obj: Booking, form: Any, change: bool) -> Booking:
+        return services.booking_assign(booking=Booking.objects.get(pk=obj.pk), notes=obj.notes)
 
     def _each(self, request: HttpRequest, queryset: QuerySet, label: str, act: Any) -> None:
         done = 0
@@ -144,7 +126,7 @@ class BookingAdmin(StudioModelAdmin):
                     act(booking)
                     done += 1
                 except DomainError as exc:
-                    messages.error(request, f"{booking}: {exc.message}")
+                    self.refuse(request, exc, prefix=f"{booking}: ")
         if done:
             messages.success(request, f"{label} {done} booking(s).")
 

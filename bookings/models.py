@@ -13,7 +13,8 @@ SQLite every write transaction takes the database lock up front
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -27,7 +28,7 @@ class Service(StudioOwnedModel, TimestampedModel):
     studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="services")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    duration_minutes = models.PositiveIntegerField()
+    duration_minutes = models.PositiveIntegerField(validators=[MinValueValidator(1)])
     buffer_before_minutes = models.PositiveIntegerField(default=0)
     buffer_after_minutes = models.PositiveIntegerField(default=0)
     price = models.DecimalField(max_digits=10, decimal_places=2, default=0, validators=[MinValueValidator(0)])
@@ -36,11 +37,30 @@ class Service(StudioOwnedModel, TimestampedModel):
     min_notice_minutes = models.PositiveIntegerField(default=24 * 60)
     max_advance_days = models.PositiveIntegerField(default=180)
     daily_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Bookings of this service per day.")
-    slot_step_minutes = models.PositiveIntegerField(default=30, help_text="Offer a start every N minutes.")
+    slot_step_minutes = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(1)], help_text="Offer a start every N minutes."
+    )
     is_active = models.BooleanField(default=True)
     # Who can perform it; each is a resource that cannot be double-booked.
     # Empty: the studio as a whole is the one resource.
     members = models.ManyToManyField("studio.Membership", blank=True, related_name="services")
+
+    # What staff edit (API, admin, audit snapshots): listed once, here.
+    EDITABLE_FIELDS = (
+        "name",
+        "description",
+        "duration_minutes",
+        "buffer_before_minutes",
+        "buffer_after_minutes",
+        "price",
+        "deposit",
+        "currency",
+        "min_notice_minutes",
+        "max_advance_days",
+        "daily_limit",
+        "slot_step_minutes",
+        "is_active",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -53,15 +73,23 @@ class Service(StudioOwnedModel, TimestampedModel):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        if self.deposit is not None and self.price is not None and self.deposit > self.price:
+            raise ValidationError(
+                {"deposit": ValidationError("The deposit cannot exceed the price.", code="deposit_above_price")}
+            )
+
 
 class WorkingHours(StudioOwnedModel, TimestampedModel):
     """Weekly hours, in the studio's time zone; per member, or the studio's."""
 
     studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="+")
     member = models.ForeignKey("studio.Membership", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
-    weekday = models.PositiveSmallIntegerField(help_text="0 = Monday ... 6 = Sunday")
+    weekday = models.PositiveSmallIntegerField(validators=[MaxValueValidator(6)], help_text="0 = Monday ... 6 = Sunday")
     start_time = models.TimeField()
     end_time = models.TimeField()
+
+    EDITABLE_FIELDS = ("member", "weekday", "start_time", "end_time")
 
     class Meta:
         ordering = ["weekday", "start_time"]
@@ -73,6 +101,14 @@ class WorkingHours(StudioOwnedModel, TimestampedModel):
     def __str__(self) -> str:
         return f"{self.weekday} {self.start_time}-{self.end_time}"
 
+    def clean(self) -> None:
+        _start_before_end(self.start_time, self.end_time, "end_time")
+
+
+def _start_before_end(start: object, end: object, field: str) -> None:
+    if start is not None and end is not None and start >= end:  # type: ignore[operator]
+        raise ValidationError({field: ValidationError("Must be after the start.", code="not_after_start")})
+
 
 class DateOverride(StudioOwnedModel, TimestampedModel):
     """Replaces the weekly hours on one date; no times means closed that day."""
@@ -82,6 +118,8 @@ class DateOverride(StudioOwnedModel, TimestampedModel):
     date = models.DateField()
     start_time = models.TimeField(null=True, blank=True)
     end_time = models.TimeField(null=True, blank=True)
+
+    EDITABLE_FIELDS = ("member", "date", "start_time", "end_time")
 
     class Meta:
         ordering = ["date", "start_time"]
@@ -93,6 +131,13 @@ class DateOverride(StudioOwnedModel, TimestampedModel):
     def is_closed(self) -> bool:
         return self.start_time is None or self.end_time is None
 
+    def clean(self) -> None:
+        if (self.start_time is None) != (self.end_time is None):
+            raise ValidationError(
+                {"end_time": ValidationError("Give both times, or neither for a closed day.", code="one_time_only")}
+            )
+        _start_before_end(self.start_time, self.end_time, "end_time")
+
 
 class TimeOff(StudioOwnedModel, TimestampedModel):
     studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="+")
@@ -101,12 +146,17 @@ class TimeOff(StudioOwnedModel, TimestampedModel):
     ends_at = models.DateTimeField()
     reason = models.CharField(max_length=200, blank=True)
 
+    EDITABLE_FIELDS = ("member", "starts_at", "ends_at", "reason")
+
     class Meta:
         ordering = ["starts_at"]
         constraints = [models.CheckConstraint(condition=Q(starts_at__lt=models.F("ends_at")), name="timeoff_order")]
 
     def __str__(self) -> str:
         return f"{self.starts_at:%Y-%m-%d %H:%M} - {self.ends_at:%Y-%m-%d %H:%M}"
+
+    def clean(self) -> None:
+        _start_before_end(self.starts_at, self.ends_at, "ends_at")
 
 
 class BookingStatus(models.TextChoices):

@@ -15,9 +15,7 @@ from django.utils.html import format_html, format_html_join
 
 from galleries import selectors, services
 from galleries.models import Asset, AssetStatus, Gallery, Selection
-from studio.admin import ReadOnlyStudioModelAdmin, StudioModelAdmin, has_scope
-from studio.errors import DomainError
-from studio.tenancy import current_studio_or_none, unscoped
+from studio.admin import ReadOnlyStudioModelAdmin, StudioModelAdmin, actor_of, has_scope
 from teams.models import Team
 
 THUMBS_SHOWN = 24
@@ -60,20 +58,7 @@ class GalleryForm(forms.ModelForm):
 
     class Meta:
         model = Gallery
-        fields = [
-            "studio",
-            "title",
-            "client_name",
-            "client_email",
-            "event_date",
-            "access_code",
-            "expires_at",
-            "visibility",
-            "download_permission",
-            "selection_limit",
-            "ask_visitor_identity",
-            "assigned_team",
-        ]
+        fields = ["studio", "access_code", *Gallery.EDITABLE_FIELDS]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -82,31 +67,6 @@ class GalleryForm(forms.ModelForm):
         if "access_code" in self.fields:
             self.fields["access_code"].required = False
             self.fields["access_code"].help_text = "Generated when empty. Changing it signs every client out."
-
-    def clean_access_code(self) -> str:
-        code = self.cleaned_data.get("access_code") or ""
-        try:
-            return services.validate_access_code(code) if code else ""
-        except DomainError as exc:
-            raise forms.ValidationError(exc.fields["access_code"]) from exc
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        team = data.get("assigned_team")
-        studio = (
-            data.get("studio")
-            or (self.instance.studio if self.instance.studio_id else None)
-            or current_studio_or_none()
-        )
-        code = data.get("access_code")
-        if code and studio is not None:
-            with unscoped():  # the studio is explicit in the filter
-                taken = Gallery.objects.filter(studio=studio, access_code=code).exclude(pk=self.instance.pk).exists()
-            if taken:
-                self.add_error("access_code", f"Another gallery of {studio} uses {code}.")
-        if team is not None and studio is not None and team.studio_id != studio.pk:
-            self.add_error("assigned_team", f"Not a team of {studio}.")
-        return data
 
 
 @admin.register(Gallery)
@@ -139,19 +99,25 @@ class GalleryAdmin(StudioModelAdmin):
         )
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        fields = [f for f in super().get_fields(request, obj) if f not in self.readonly_fields]
-        if obj is not None and not has_scope(request, "gallery:admin"):
-            # Changing the code or PIN signs every client out: gallery:admin only.
-            fields = [f for f in fields if f != "access_code"]
-            return [*fields, "access_code_shown", *self.readonly_fields]
-        fields += ["pin", "remove_pin"] if obj is not None else ["pin"]
-        return [*fields, *(self.readonly_fields if obj is not None else [])]
+        """Each field once. The code, the PIN and the visibility need
+        gallery:admin (the service checks it); others see the code read-only."""
+        fields = [f for f in super().get_fields(request, obj) if f not in (*self.readonly_fields, "pin", "remove_pin")]
+        if obj is None:
+            return [*fields, "pin"]
+        if not has_scope(request, "gallery:admin"):
+            fields = [f for f in fields if f not in ("access_code", "visibility")]
+            return [*fields, "access_code_shown", "visibility_shown", *self.readonly_fields]
+        return [*fields, "pin", "remove_pin", *self.readonly_fields]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         readonly = list(super().get_readonly_fields(request, obj))
         if obj is not None and not has_scope(request, "gallery:admin"):
-            readonly.append("access_code_shown")
+            readonly += ["access_code_shown", "visibility_shown"]
         return readonly
+
+    @admin.display(description="Visibility")
+    def visibility_shown(self, gallery: Gallery) -> str:
+        return gallery.get_visibility_display()
 
     @admin.display(description="Access code")
     def access_code_shown(self, gallery: Gallery) -> str:
@@ -193,29 +159,20 @@ class GalleryAdmin(StudioModelAdmin):
             more,
         )
 
-    def save_model(self, request: HttpRequest, obj: Gallery, form: Any, change: bool) -> None:
+    def save_through_service(self, request: HttpRequest, obj: Gallery, form: Any, change: bool) -> Gallery:
         data = form.cleaned_data
-        fields = {name: data[name] for name in services.GALLERY_FIELDS if name in data}
-        with self.write_scope_for(request, obj):
-            try:
-                if change:
-                    gallery = Gallery.objects.get(pk=obj.pk)
-                    code = data.get("access_code")
-                    if (
-                        code
-                        and services.normalise_code(code) != gallery.access_code
-                        and has_scope(request, "gallery:admin")
-                    ):
-                        services.gallery_rotate_code(gallery=gallery, access_code=code)
-                    extra = {"pin": ""} if data.get("remove_pin") else ({"pin": data["pin"]} if data.get("pin") else {})
-                    services.gallery_update(gallery=gallery, **fields, **extra)
-                else:
-                    created = services.gallery_create(
-                        access_code=data.get("access_code") or "", pin=data.get("pin") or "", **fields
-                    )
-                    obj.pk = created.pk
-            except DomainError as exc:
-                messages.error(request, exc.message)
+        fields = {name: data[name] for name in Gallery.EDITABLE_FIELDS if name in form.fields}
+        if not change:
+            return services.gallery_create(
+                actor=actor_of(request), access_code=data.get("access_code") or "", pin=data.get("pin") or "", **fields
+            )
+        if "access_code" in form.fields:
+            fields["access_code"] = data.get("access_code") or ""
+        if data.get("remove_pin"):
+            fields["pin"] = ""
+        elif data.get("pin"):
+            fields["pin"] = data["pin"]
+        return services.gallery_update(actor=actor_of(request), gallery=Gallery.objects.get(pk=obj.pk), **fields)
 
     def delete_model(self, request: HttpRequest, obj: Gallery) -> None:
         with self.write_scope_for(request, obj):
@@ -267,6 +224,9 @@ class AssetAdmin(StudioModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [f.name for f in Asset._meta.fields] + ["thumb"]
+
+    def save_through_service(self, request: HttpRequest, obj: Asset, form: Any, change: bool) -> Asset:
+        return obj  # every field is read-only: photos change through uploads and actions
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # photos arrive through uploads

@@ -18,6 +18,7 @@ def seed(*, studio: Any, members: dict[str, Any]) -> list[str]:
     gallery = Gallery.objects.filter(access_code=DEMO_GALLERY_CODE).first()
     if gallery is None:
         gallery = services.gallery_create(
+            actor=None,
             title="Smith & Jones Wedding",
             access_code=DEMO_GALLERY_CODE,
             client_name="Sam Smith",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -49,7 +51,9 @@ class Gallery(StudioOwnedModel, TimestampedModel):
     download_permission = models.CharField(
         max_length=10, choices=DownloadPermission.choices, default=DownloadPermission.WEB
     )
-    selection_limit = models.PositiveIntegerField(null=True, blank=True, help_text='"Choose up to N".')
+    selection_limit = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)], help_text='"Choose up to N" (empty: no limit).'
+    )
     ask_visitor_identity = models.BooleanField(default=False, help_text="Ask visitors for name and email first.")
     assigned_members = models.ManyToManyField("studio.Membership", blank=True, related_name="assigned_galleries")
     assigned_team = models.ForeignKey(
@@ -59,12 +63,32 @@ class Gallery(StudioOwnedModel, TimestampedModel):
     # and media link issued before carries the old value and stops working.
     access_version = models.PositiveIntegerField(default=1)
 
+    # What staff edit with gallery:write (API, admin, audit snapshots), listed
+    # once. The code, the PIN and opening the gallery (visibility) need
+    # gallery:admin: services.galleries checks that against the actor.
+    EDITABLE_FIELDS = (
+        "title",
+        "client_name",
+        "client_email",
+        "event_date",
+        "expires_at",
+        "visibility",
+        "download_permission",
+        "selection_limit",
+        "ask_visitor_identity",
+        "assigned_team",
+    )
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["studio", "access_code"], name="gallery_unique_code")]
 
     def __str__(self) -> str:
         return self.title
+
+    def clean(self) -> None:
+        if self.assigned_team is not None and self.assigned_team.studio_id != self.studio_id:
+            raise ValidationError({"assigned_team": ValidationError("Not a team of this studio.", code="foreign_team")})
 
     @property
     def has_pin(self) -> bool:

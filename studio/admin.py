@@ -10,12 +10,15 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest
 
 from studio import services
+from studio.errors import DomainError
 from studio.models import Studio, User
 from studio.roles import scopes_for
 from studio.tenancy import studio_scope
@@ -31,10 +34,90 @@ def has_scope(request: HttpRequest, scope: str) -> bool:
     return membership is not None and scope in scopes_for(membership.role)
 
 
-class StudioModelAdmin(admin.ModelAdmin):
+def actor_of(request: HttpRequest) -> Any:
+    """The acting member for services (``actor=``): the admin studio's
+    membership, or None for a platform operator (superuser)."""
+    return getattr(request, "admin_membership", None)
+
+
+class ServiceAdmin(admin.ModelAdmin):
+    """Admin writes go through services, as the API's do, so they are checked,
+    audited and refused the same way.
+
+    A ModelAdmin implements :meth:`save_through_service`. It runs as the
+    form's last validation step, inside the admin's transaction (a savepoint):
+    a refused change (DomainError, or the model's validation) becomes a form
+    error on the field it names, nothing is saved, and Django shows the form
+    again instead of "changed successfully". Refused deletions and actions
+    call :meth:`refuse`, which also keeps the success message away."""
+
+    def save_through_service(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must save through its app's service.")
+
+    @contextlib.contextmanager
+    def write_scope_for(self, request: HttpRequest, obj: Any) -> Any:
+        yield
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+        model_admin = self
+
+        class ThroughService(form_class):  # type: ignore[valid-type, misc]
+            saved: Any = None
+
+            def _post_clean(self) -> None:
+                super()._post_clean()
+                if self._errors:
+                    return
+                try:
+                    with model_admin.write_scope_for(request, self.instance), transaction.atomic():
+                        self.saved = model_admin.save_through_service(request, self.instance, self, change)
+                except DomainError as exc:
+                    _form_errors(self, exc.fields, exc.message)
+                except ValidationError as exc:
+                    fields = exc.message_dict if hasattr(exc, "error_dict") else {}
+                    _form_errors(self, fields, " ".join(exc.messages))
+
+        ThroughService.__name__ = form_class.__name__
+        return ThroughService
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        # The service saved it while the form was validated; the admin's
+        # response needs the saved row's id (a new row got it there).
+        if form.saved is not None:
+            obj.pk = form.saved.pk
+            obj._state.adding = False
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """The service saved the relations too."""
+
+    def refuse(self, request: HttpRequest, exc: DomainError, prefix: str = "") -> None:
+        request._admin_refused = True  # type: ignore[attr-defined]
+        messages.error(request, f"{prefix}{exc.message}")
+
+    def message_user(
+        self, request: HttpRequest, message: str, level: int = messages.INFO, *args: Any, **kw: Any
+    ) -> None:
+        if level == messages.SUCCESS and getattr(request, "_admin_refused", False):
+            return  # "deleted successfully" after a refusal would be a lie
+        super().message_user(request, message, level, *args, **kw)
+
+
+def _form_errors(form: Any, fields: dict[str, Any], message: str) -> None:
+    placed = False
+    for name, errors in fields.items():
+        if name in form.fields:
+            form.add_error(name, errors)
+            placed = True
+    if not placed:
+        form.add_error(None, message)
+
+
+class StudioModelAdmin(ServiceAdmin):
     """Base for admins of studio-owned models: role scopes decide what a member
     may do; the studio is set from the admin studio and never chosen by staff.
-    Writes go through services (``save_model``/``delete_model``) so they are audited."""
+    Writes go through services (``save_through_service``/``delete_model``) so
+    they are checked and audited like API calls."""
 
     read_scope: str = ""
     write_scope: str = ""
@@ -100,11 +183,11 @@ class ReadOnlyStudioModelAdmin(StudioModelAdmin):
 
 
 @admin.register(Studio)
-class StudioAdmin(admin.ModelAdmin):
+class StudioAdmin(ServiceAdmin):
     list_display = ["name", "slug", "timezone", "is_active", "created_at"]
     search_fields = ["name", "slug"]
     readonly_fields = ["slug", "is_active", "created_at"]
-    fields = ["name", "slug", "timezone", "contact_email", "is_active", "created_at"]
+    fields = ["slug", *Studio.EDITABLE_FIELDS, "is_active", "created_at"]
 
     def get_queryset(self, request: HttpRequest) -> Any:
         queryset = super().get_queryset(request)
@@ -128,12 +211,9 @@ class StudioAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # studios keep their history; deactivate instead
 
-    def save_model(self, request: HttpRequest, obj: Studio, form: Any, change: bool) -> None:
-        changes = {
-            name: form.cleaned_data[name] for name in services.STUDIO_EDITABLE_FIELDS if name in form.changed_data
-        }
-        fresh = Studio.objects.get(pk=obj.pk)
-        services.studio_update(studio=fresh, **changes)
+    def save_through_service(self, request: HttpRequest, obj: Studio, form: Any, change: bool) -> Studio:
+        changes = {name: form.cleaned_data[name] for name in Studio.EDITABLE_FIELDS if name in form.changed_data}
+        return services.studio_update(studio=Studio.objects.get(pk=obj.pk), **changes)
 
 
 @admin.register(User)

@@ -6,16 +6,20 @@ service, or an unexpected crash, has this body::
 
     {
       "error": {
-        "code": "VALIDATION_ERROR",           # stable, machine-readable
+        "code": "VALIDATION_ERROR",           # stable, from studio.error_codes
         "message": "Some fields are invalid.", # for people
         "fields": {"email": ["Enter a valid email address."]},
-        "details": {}                          # extra facts for domain errors
+        "details": {"field_codes": {"email": ["invalid"]}}  # extra facts
       },
       "request_id": "3f2a..."                  # also in the X-Request-ID header
     }
 
 Services raise :class:`DomainError` (or a subclass) for broken business
-rules; they never build HTTP responses themselves.
+rules; they never build HTTP responses themselves. Codes come from the one
+registry, ``studio.error_codes.ErrorCode``; a code that is not there is
+refused when the error is made. Each field message keeps its code in
+``details.field_codes`` (DRF's, such as ``required`` or ``invalid``, for
+validation; the error's own code for a domain error that names fields).
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
+from rest_framework.fields import get_error_detail
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from studio import context
+from studio.error_codes import ErrorCode
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +44,13 @@ logger = logging.getLogger(__name__)
 class DomainError(Exception):
     """A business rule was broken. Raised by services, rendered by the API."""
 
-    code = "DOMAIN_ERROR"
+    code: str = ErrorCode.DOMAIN_ERROR
     status_code = status.HTTP_400_BAD_REQUEST
     default_message = "The request breaks a business rule."
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        ErrorCode(cls.code)  # ValueError: register the code in studio.error_codes
 
     def __init__(
         self,
@@ -53,7 +63,7 @@ class DomainError(Exception):
     ) -> None:
         self.message = message or self.default_message
         if code:
-            self.code = code
+            self.code = ErrorCode(code)  # ValueError: register the code in studio.error_codes
         if status_code:
             self.status_code = status_code
         self.details = details or {}
@@ -62,7 +72,7 @@ class DomainError(Exception):
 
 
 class Conflict(DomainError):
-    code = "CONFLICT"
+    code = ErrorCode.CONFLICT
     status_code = status.HTTP_409_CONFLICT
     default_message = "The request conflicts with the current state."
 
@@ -82,22 +92,22 @@ def save_or_conflict(instance: Any, conflict: Conflict) -> None:
 
 
 class Forbidden(DomainError):
-    code = "PERMISSION_DENIED"
+    code = ErrorCode.PERMISSION_DENIED
     status_code = status.HTTP_403_FORBIDDEN
     default_message = "You do not have permission to do this."
 
 
 _DRF_CODES = {
-    exceptions.ValidationError: "VALIDATION_ERROR",
-    exceptions.ParseError: "MALFORMED_REQUEST",
-    exceptions.NotAuthenticated: "NOT_AUTHENTICATED",
-    exceptions.AuthenticationFailed: "AUTHENTICATION_FAILED",
-    exceptions.PermissionDenied: "PERMISSION_DENIED",
-    exceptions.NotFound: "NOT_FOUND",
-    exceptions.MethodNotAllowed: "METHOD_NOT_ALLOWED",
-    exceptions.NotAcceptable: "NOT_ACCEPTABLE",
-    exceptions.UnsupportedMediaType: "UNSUPPORTED_MEDIA_TYPE",
-    exceptions.Throttled: "THROTTLED",
+    exceptions.ValidationError: ErrorCode.VALIDATION_ERROR,
+    exceptions.ParseError: ErrorCode.MALFORMED_REQUEST,
+    exceptions.NotAuthenticated: ErrorCode.NOT_AUTHENTICATED,
+    exceptions.AuthenticationFailed: ErrorCode.AUTHENTICATION_FAILED,
+    exceptions.PermissionDenied: ErrorCode.PERMISSION_DENIED,
+    exceptions.NotFound: ErrorCode.NOT_FOUND,
+    exceptions.MethodNotAllowed: ErrorCode.METHOD_NOT_ALLOWED,
+    exceptions.NotAcceptable: ErrorCode.NOT_ACCEPTABLE,
+    exceptions.UnsupportedMediaType: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    exceptions.Throttled: ErrorCode.THROTTLED,
 }
 
 
@@ -114,9 +124,10 @@ def error_body(
     }
 
 
-def flatten_field_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
-    """Turn DRF's nested error detail into ``{"dotted.path": [messages]}``."""
-    out: dict[str, list[str]] = {}
+def flatten_field_errors(detail: Any, prefix: str = "") -> dict[str, list[Any]]:
+    """Turn DRF's nested error detail into ``{"dotted.path": [ErrorDetail]}``:
+    strings that keep their DRF code."""
+    out: dict[str, list[Any]] = {}
     if isinstance(detail, dict):
         for key, value in detail.items():
             name = "non_field_errors" if key in ("non_field_errors", "__all__") and not prefix else key
@@ -125,27 +136,33 @@ def flatten_field_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
                 out.setdefault(k, []).extend(v)
     elif isinstance(detail, list):
         if all(not isinstance(item, (dict, list)) for item in detail):
-            out.setdefault(prefix or "non_field_errors", []).extend(str(item) for item in detail)
+            out.setdefault(prefix or "non_field_errors", []).extend(detail)
         else:
             for index, item in enumerate(detail):
                 path = f"{prefix}.{index}" if prefix else str(index)
                 for k, v in flatten_field_errors(item, path).items():
                     out.setdefault(k, []).extend(v)
     else:
-        out.setdefault(prefix or "non_field_errors", []).append(str(detail))
+        out.setdefault(prefix or "non_field_errors", []).append(detail)
     return out
 
 
+def _field_messages_and_codes(flat: dict[str, list[Any]], default_code: str) -> tuple[dict, dict]:
+    messages = {name: [str(item) for item in items] for name, items in flat.items()}
+    codes = {name: [getattr(item, "code", None) or default_code for item in items] for name, items in flat.items()}
+    return messages, codes
+
+
 def _from_drf(exc: exceptions.APIException) -> tuple[int, dict[str, Any], dict[str, str]]:
-    code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "ERROR")
+    code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), ErrorCode.ERROR)
     headers: dict[str, str] = {}
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header
     if getattr(exc, "wait", None) is not None:
         headers["Retry-After"] = str(int(exc.wait))
     if isinstance(exc, exceptions.ValidationError):
-        fields = flatten_field_errors(exc.detail)
-        body = error_body(code, "Some fields are invalid.", fields=fields)
+        fields, field_codes = _field_messages_and_codes(flatten_field_errors(exc.detail), "invalid")
+        body = error_body(code, "Some fields are invalid.", fields=fields, details={"field_codes": field_codes})
     else:
         details = {"retry_after_seconds": int(exc.wait)} if getattr(exc, "wait", None) else None
         body = error_body(code, str(exc.detail), details=details)
@@ -156,12 +173,15 @@ def api_exception_handler(exc: Exception, ctx: dict[str, Any]) -> Response | Non
     """DRF's EXCEPTION_HANDLER: every error leaves the API in one shape."""
     if isinstance(exc, DomainError):
         set_rollback()
-        body = error_body(exc.code, exc.message, fields=exc.fields, details=exc.details)
+        details = dict(exc.details)
+        if exc.fields:
+            details.setdefault("field_codes", {name: [exc.code] * len(msgs) for name, msgs in exc.fields.items()})
+        body = error_body(exc.code, exc.message, fields=exc.fields, details=details)
         return Response(body, status=exc.status_code)
     if isinstance(exc, DjangoValidationError):
-        exc = exceptions.ValidationError(
-            detail=exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        )
+        # get_error_detail keeps each message's code (model validation,
+        # full_clean() in services) as DRF's own validation would.
+        exc = exceptions.ValidationError(detail=get_error_detail(exc))
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -180,11 +200,11 @@ def _is_api(request: Any) -> bool:
 
 
 def json_404(request: Any, exception: Exception | None = None) -> JsonResponse:
-    return JsonResponse(error_body("NOT_FOUND", "Not found."), status=404)
+    return JsonResponse(error_body(ErrorCode.NOT_FOUND, "Not found."), status=404)
 
 
 def json_500(request: Any) -> JsonResponse:
-    return JsonResponse(error_body("SERVER_ERROR", "Something went wrong on our side."), status=500)
+    return JsonResponse(error_body(ErrorCode.SERVER_ERROR, "Something went wrong on our side."), status=500)
 
 
 def handler404(request: Any, exception: Exception | None = None) -> Any:

@@ -104,6 +104,9 @@ class Studio(TimestampedModel):
         default=_default_quota, help_text="Originals plus derivatives, in bytes."
     )
 
+    # What an owner edits (API, admin, audit snapshots): listed once, here.
+    EDITABLE_FIELDS = ("name", "timezone", "contact_email")
+
     class Meta:
         ordering = ["name"]
 

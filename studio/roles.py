@@ -7,6 +7,8 @@ Roles are ordered by rank; nobody can grant, or act on, a role above their own.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 
 
@@ -59,6 +61,21 @@ def scopes_for(role: str) -> frozenset[str]:
 
 def rank(role: str) -> int:
     return _RANK[role]
+
+
+def require_scope(actor: Any, scope: str, message: str) -> None:
+    """The actor rule: services take the acting member (``actor=``) and check
+    the rules that depend on what changes here, whoever calls them (API,
+    admin, commands). ``actor`` is a Membership, or None for a platform
+    operator (superuser) or the system (tasks, commands), who act above
+    every studio role. Whole operations are gated where they are exposed:
+    the endpoint's scope_map, the admin's permissions."""
+    if actor is not None and scope not in scopes_for(actor.role):
+        # Imported here: studio.models imports this module, and studio.errors
+        # imports DRF, whose settings import our authentication (models).
+        from studio.errors import Forbidden
+
+        raise Forbidden(message, code="PERMISSION_DENIED")
 
 
 def can_grant(granter_role: str, role: str) -> bool:

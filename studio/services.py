@@ -18,8 +18,6 @@ from studio.models import ApiToken, Membership, Studio, hash_token
 from studio.roles import Role, can_grant, rank
 from studio.tenancy import current_studio, studio_scope
 
-STUDIO_EDITABLE_FIELDS = ["name", "timezone", "contact_email"]
-
 
 @transaction.atomic
 def studio_create(
@@ -34,7 +32,7 @@ def studio_create(
     )
     with studio_scope(studio):
         audit_record(
-            action=Action.STUDIO_CREATED, target=studio, after=snapshot(studio, ["slug", *STUDIO_EDITABLE_FIELDS])
+            action=Action.STUDIO_CREATED, target=studio, after=snapshot(studio, ["slug", *Studio.EDITABLE_FIELDS])
         )
         membership_add(user=owner, role=Role.OWNER)
     return studio
@@ -42,15 +40,15 @@ def studio_create(
 
 @transaction.atomic
 def studio_update(*, studio: Studio, **changes: Any) -> Studio:
-    unknown = set(changes) - set(STUDIO_EDITABLE_FIELDS)
+    unknown = set(changes) - set(Studio.EDITABLE_FIELDS)
     if unknown:
         raise ValueError(f"Not editable: {sorted(unknown)}")
-    before = snapshot(studio, STUDIO_EDITABLE_FIELDS)
+    before = snapshot(studio, Studio.EDITABLE_FIELDS)
     for name, value in changes.items():
         setattr(studio, name, value)
     studio.full_clean()
     studio.save()
-    after = snapshot(studio, STUDIO_EDITABLE_FIELDS)
+    after = snapshot(studio, Studio.EDITABLE_FIELDS)
     if after != before:
         with studio_scope(studio):
             audit_record(action=Action.STUDIO_UPDATED, target=studio, before=before, after=after)

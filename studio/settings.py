@@ -317,6 +317,7 @@ SPECTACULAR_SETTINGS = {
         "InvitationStatusEnum": "teams.models.InvitationStatus",
         "BookingStatusEnum": "bookings.models.BookingStatus",
         "PaymentStatusEnum": "bookings.models.PaymentStatus",
+        "ErrorCodeEnum": "studio.error_codes.ErrorCode",
     },
 }
 

@@ -3,20 +3,16 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.http import HttpRequest
 
 from studio import services as studio_services
-from studio.admin import StudioModelAdmin
+from studio.admin import StudioModelAdmin, actor_of
 from studio.errors import DomainError
 from studio.models import Membership
 from studio.tenancy import current_studio_or_none, unscoped
 from teams import services
 from teams.models import Invitation, Team
-
-
-def _report(request: HttpRequest, exc: DomainError) -> None:
-    messages.error(request, exc.message)
 
 
 @admin.register(Membership)
@@ -33,22 +29,16 @@ class MembershipAdmin(StudioModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # members join through invitations
 
-    def save_model(self, request: HttpRequest, obj: Membership, form: Any, change: bool) -> None:
-        with self.write_scope_for(request, obj):
-            fresh = Membership.objects.get(pk=obj.pk)
-            try:
-                studio_services.membership_change_role(
-                    actor=getattr(request, "admin_membership", None), membership=fresh, role=obj.role
-                )
-            except DomainError as exc:
-                _report(request, exc)
+    def save_through_service(self, request: HttpRequest, obj: Membership, form: Any, change: bool) -> Membership:
+        fresh = Membership.objects.get(pk=obj.pk)
+        return studio_services.membership_change_role(actor=actor_of(request), membership=fresh, role=obj.role)
 
     def delete_model(self, request: HttpRequest, obj: Membership) -> None:
         with self.write_scope_for(request, obj):
             try:
-                studio_services.membership_remove(actor=getattr(request, "admin_membership", None), membership=obj)
+                studio_services.membership_remove(actor=actor_of(request), membership=obj)
             except DomainError as exc:
-                _report(request, exc)
+                self.refuse(request, exc)
 
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
         for obj in queryset:
@@ -58,7 +48,7 @@ class MembershipAdmin(StudioModelAdmin):
 class TeamForm(forms.ModelForm):
     class Meta:
         model = Team
-        fields = ["studio", "name", "description"]
+        fields = ["studio", *Team.EDITABLE_FIELDS]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -100,18 +90,12 @@ class TeamAdmin(StudioModelAdmin):
     list_display = ["name", "description", "created_at"]
     search_fields = ["name"]
 
-    def save_model(self, request: HttpRequest, obj: Team, form: Any, change: bool) -> None:
+    def save_through_service(self, request: HttpRequest, obj: Team, form: Any, change: bool) -> Team:
         members = list(form.cleaned_data.get("team_members") or [])
-        with self.write_scope_for(request, obj):
-            if change:
-                fresh = Team.objects.get(pk=obj.pk)
-                services.team_update(team=fresh, name=obj.name, description=obj.description, members=members)
-            else:
-                created = services.team_create(name=obj.name, description=obj.description, members=members)
-                obj.pk = created.pk
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        pass  # members were saved by the service
+        if change:
+            fresh = Team.objects.get(pk=obj.pk)
+            return services.team_update(team=fresh, name=obj.name, description=obj.description, members=members)
+        return services.team_create(name=obj.name, description=obj.description, members=members)
 
     def delete_model(self, request: HttpRequest, obj: Team) -> None:
         with self.write_scope_for(request, obj):
@@ -138,15 +122,9 @@ class InvitationAdmin(StudioModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def save_model(self, request: HttpRequest, obj: Invitation, form: Any, change: bool) -> None:
-        with self.write_scope_for(request, obj):
-            try:
-                created, _ = services.invitation_create(
-                    actor=getattr(request, "admin_membership", None), email=obj.email, role=obj.role
-                )
-                obj.pk = created.pk
-            except DomainError as exc:
-                _report(request, exc)
+    def save_through_service(self, request: HttpRequest, obj: Invitation, form: Any, change: bool) -> Invitation:
+        created, _ = services.invitation_create(actor=actor_of(request), email=obj.email, role=obj.role)
+        return created
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return self.has_add_permission(request)
@@ -158,4 +136,4 @@ class InvitationAdmin(StudioModelAdmin):
                 try:
                     services.invitation_revoke(invitation=invitation)
                 except DomainError as exc:
-                    _report(request, exc)
+                    self.refuse(request, exc)

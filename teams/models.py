@@ -20,6 +20,8 @@ class Team(StudioOwnedModel, TimestampedModel):
     description = models.TextField(blank=True)
     members = models.ManyToManyField("studio.Membership", through="TeamMember", related_name="teams", blank=True)
 
+    EDITABLE_FIELDS = ("name", "description")
+
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["studio", "name"], name="team_unique_name")]

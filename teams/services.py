@@ -26,11 +26,9 @@ from teams.selectors import InvalidInvitation, invitation_for_token
 
 # --- teams ------------------------------------------------------------------------------
 
-_TEAM_FIELDS = ["name", "description"]
-
 
 def _team_snapshot(team: Team) -> dict[str, Any]:
-    data = snapshot(team, _TEAM_FIELDS)
+    data = snapshot(team, Team.EDITABLE_FIELDS)
     data["members"] = sorted(str(pk) for pk in team.team_members.values_list("membership_id", flat=True))
     return data
 

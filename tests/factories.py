@@ -112,7 +112,7 @@ def gallery(studio_: Studio, **fields: Any) -> Any:
 
     fields.setdefault("title", f"Gallery {_n()}")
     with context.acting_as(TEST_ACTOR), studio_scope(studio_):
-        return gallery_services.gallery_create(**fields)
+        return gallery_services.gallery_create(actor=None, **fields)
 
 
 def ready_asset(studio_: Studio, gallery_: Any = None, *, name: str | None = None, data: bytes | None = None) -> Any:

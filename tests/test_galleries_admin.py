@@ -22,6 +22,7 @@ from galleries.services.galleries import CODE_ALPHABET
 from galleries.storage import original_key
 from studio import context
 from studio.auditing import Action
+from studio.errors import Forbidden
 from studio.models import Membership, Studio, User
 from studio.roles import Role
 from studio.tenancy import studio_scope, unscoped
@@ -466,3 +467,79 @@ def test_assets_and_selections_are_read_only(world):
     assert client.post(_url(Selection, "change", selection.pk), {"status": "reopened"}).status_code == 403
     assert client.post(_url(Selection, "delete", selection.pk), {"post": "yes"}).status_code == 403
     assert _fresh(studio, selection).status == selection.status
+
+
+# --- each field once, and the actor rule in the service ------------------------------------------------
+
+
+@pytest.mark.parametrize("view", ["add", "change"])
+def test_each_gallery_field_is_rendered_once(world, view):
+    """Before, the PIN and "Remove pin" boxes appeared twice; the browser sent
+    both and the empty second one won, so a PIN typed on "add" was lost."""
+    client = _signed_in(world.photographer)
+    args = [world.alpha_gallery.pk] if view == "change" else []
+    page = client.get(_url(Gallery, view, *args)).content.decode()
+    for name in ("pin", "title", "access_code", "visibility"):
+        assert page.count(f'name="{name}"') == 1, name
+    assert page.count('name="remove_pin"') == (1 if view == "change" else 0)
+
+
+def test_a_pin_typed_when_adding_a_gallery_is_kept(world):
+    client = _signed_in(world.photographer)
+    response = client.post(_url(Gallery, "add"), _form_data(title="With PIN", pin="4826"), follow=True)
+    assert response.status_code == 200
+    with studio_scope(world.alpha):
+        assert Gallery.objects.get(title="With PIN").check_pin("4826")
+
+
+def test_an_assistant_cannot_set_a_pin_or_open_a_gallery_in_the_admin(world):
+    """The API refused these with 403 while the admin let them through: the
+    rule now lives in the service, whoever calls it."""
+    client = _signed_in(world.assistant)
+    gallery = world.alpha_gallery
+    page = client.get(_url(Gallery, "change", gallery.pk)).content.decode()
+    assert 'name="pin"' not in page and 'name="visibility"' not in page and 'name="access_code"' not in page
+    # A crafted POST: the service refuses it, so nothing of it is saved.
+    response = client.post(
+        _url(Gallery, "change", gallery.pk),
+        _form_data(gallery, title="Renamed", pin="1357", visibility="public", access_code="STOLEN1"),
+        follow=True,
+    )
+    assert "needs the gallery:admin scope" in str(response.context["adminform"].form.errors)
+    assert not any("successfully" in m for m in _messages(response))
+    fresh = _fresh(world.alpha, gallery)
+    assert (fresh.title, fresh.has_pin, fresh.visibility) == (gallery.title, False, "private")
+    assert fresh.access_code == gallery.access_code
+    # What an assistant may change, changes.
+    client.post(_url(Gallery, "change", gallery.pk), _form_data(gallery, title="Renamed"), follow=True)
+    assert _fresh(world.alpha, gallery).title == "Renamed"
+
+
+def test_the_gallery_service_refuses_an_assistant_whoever_calls_it(world):
+    with context.acting_as(factories.TEST_ACTOR), studio_scope(world.alpha):
+        gallery = Gallery.objects.get(pk=world.alpha_gallery.pk)
+        for change in ({"pin": "1234"}, {"visibility": "public"}, {"access_code": "NEWCODE1"}):
+            with pytest.raises(Forbidden, match="gallery:admin"):
+                services.gallery_update(actor=world.assistant, gallery=gallery, **change)
+        with pytest.raises(Forbidden, match="gallery:admin"):
+            services.gallery_rotate_code(actor=world.assistant, gallery=gallery)
+        # The same changes by a photographer, or a platform operator (None).
+        services.gallery_update(actor=world.photographer, gallery=gallery, pin="1234")
+        services.gallery_update(actor=None, gallery=gallery, visibility="unlisted")
+        # A no-op PIN removal is not a change: an assistant may send it.
+        plain = Gallery.objects.get(pk=world.alpha_draft.pk)
+        services.gallery_update(actor=world.assistant, gallery=plain, pin="", title="Same rules")
+    fresh = _fresh(world.alpha, world.alpha_gallery)
+    assert fresh.check_pin("1234") and fresh.visibility == "unlisted"
+
+
+def test_a_refused_admin_change_shows_no_success_message(world):
+    client = _signed_in(world.photographer)
+    taken = world.alpha_draft.access_code
+    response = client.post(
+        _url(Gallery, "change", world.alpha_gallery.pk), _form_data(world.alpha_gallery, access_code=taken), follow=True
+    )
+    assert response.status_code == 200
+    assert not any("successfully" in m for m in _messages(response))
+    assert taken in " ".join(response.context["adminform"].form.errors["access_code"])
+    assert _fresh(world.alpha, world.alpha_gallery).access_code != taken

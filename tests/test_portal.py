@@ -432,11 +432,11 @@ def _unpublish(gallery: Gallery) -> None:
 
 
 def _rotate(gallery: Gallery) -> None:
-    services.gallery_rotate_code(gallery=gallery)
+    services.gallery_rotate_code(actor=None, gallery=gallery)
 
 
 def _new_pin(gallery: Gallery) -> None:
-    services.gallery_update(gallery=gallery, pin="9876")
+    services.gallery_update(actor=None, gallery=gallery, pin="9876")
 
 
 @pytest.mark.parametrize("cut", [_unpublish, _rotate, _new_pin], ids=["unpublish", "rotate-code", "change-pin"])
@@ -466,7 +466,7 @@ def test_after_rotation_only_the_new_code_opens(studio):
     gallery = _gallery(studio, access_code="OLDCODE1")
     client = _open(gallery)
     with _staff(studio):
-        services.gallery_rotate_code(gallery=gallery, access_code="new-code-2")
+        services.gallery_rotate_code(actor=None, gallery=gallery, access_code="new-code-2")
     assert_api_error(_access(client, gallery, code="OLDCODE1"), 403, "ACCESS_DENIED")
     assert _access(client, gallery, code="newcode2").status_code == 200
     assert client.get(_url(gallery, "assets/")).status_code == 200
@@ -1136,7 +1136,7 @@ def test_original_needs_the_originals_permission(studio):
     assert "original" in error["message"].lower()
     assert_api_error(client.get(_media(gallery, asset, "original", "?download=1")), 403, "DOWNLOAD_NOT_ALLOWED")
     with _staff(studio):
-        services.gallery_update(gallery=gallery, download_permission=DownloadPermission.ORIGINALS)
+        services.gallery_update(actor=None, gallery=gallery, download_permission=DownloadPermission.ORIGINALS)
     response = client.get(_media(gallery, asset, "original", "?download=1"))
     assert response.status_code == 200
     assert response["Content-Disposition"].startswith("attachment")
@@ -1155,7 +1155,7 @@ def test_download_sets_attachment_and_is_refused_without_permission(studio):
     assert 'filename="Kiss-large.webp"' in response["Content-Disposition"]
     _body(response)
     with _staff(studio):
-        services.gallery_update(gallery=gallery, download_permission=DownloadPermission.NONE)
+        services.gallery_update(actor=None, gallery=gallery, download_permission=DownloadPermission.NONE)
     error = assert_api_error(client.get(_media(gallery, asset, "large", "?download=1")), 403, "DOWNLOAD_NOT_ALLOWED")
     assert "download" in error["message"].lower()
     viewed = client.get(_media(gallery, asset, "large"))  # viewing stays allowed
@@ -1163,7 +1163,7 @@ def test_download_sets_attachment_and_is_refused_without_permission(studio):
     _body(viewed)
     # A photo in the client's trash can be looked at, not downloaded.
     with _staff(studio):
-        services.gallery_update(gallery=gallery, download_permission=DownloadPermission.WEB)
+        services.gallery_update(actor=None, gallery=gallery, download_permission=DownloadPermission.WEB)
     assert client.post(_url(gallery, "assets/trash/"), {"assets": _ids([asset])}, format="json").status_code == 204
     assert_api_error(client.get(_media(gallery, asset, "large", "?download=1")), 403, "DOWNLOAD_NOT_ALLOWED")
     viewed = client.get(_media(gallery, asset, "thumb"))
@@ -1234,7 +1234,7 @@ def test_making_a_gallery_private_ends_sessions_opened_by_link(studio):
     assert client.post(_url(gallery, "open/"), {}, format="json").status_code == 200
     assert client.get(_url(gallery, "assets/")).status_code == 200
     with _staff(studio):
-        services.gallery_update(gallery=gallery, visibility="private")
+        services.gallery_update(actor=None, gallery=gallery, visibility="private")
     assert_api_error(client.get(_url(gallery, "assets/")), 401, "PORTAL_SESSION_REQUIRED")
 
 

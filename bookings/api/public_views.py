@@ -185,7 +185,10 @@ class ClientCancelView(ClientBookingView):
     def post(self, request: Request, token: str) -> Response:
         serializer = CancelSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return self.respond(services.booking_cancel(booking=self.booking, by_client=True))
+        booking = services.booking_cancel(
+            booking=self.booking, by_client=True, reason=serializer.validated_data.get("reason", "")
+        )
+        return self.respond(booking)
 
 
 @extend_schema(tags=["public booking"])

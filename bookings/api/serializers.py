@@ -27,34 +27,8 @@ class ServiceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Service
-        fields = [
-            "id",
-            "name",
-            "description",
-            "duration_minutes",
-            "buffer_before_minutes",
-            "buffer_after_minutes",
-            "price",
-            "deposit",
-            "currency",
-            "min_notice_minutes",
-            "max_advance_days",
-            "daily_limit",
-            "slot_step_minutes",
-            "is_active",
-            "members",
-            "created_at",
-        ]
+        fields = ["id", *Service.EDITABLE_FIELDS, "members", "created_at"]
         read_only_fields = ["id", "created_at"]
-
-    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        price = data.get("price", getattr(self.instance, "price", 0))
-        deposit = data.get("deposit", getattr(self.instance, "deposit", 0))
-        if deposit is not None and price is not None and deposit > price:
-            raise serializers.ValidationError({"deposit": ["The deposit cannot exceed the price."]})
-        if data.get("duration_minutes", 1) < 1 or data.get("slot_step_minutes", 1) < 1:
-            raise serializers.ValidationError({"duration_minutes": ["Must be at least one minute."]})
-        return data
 
 
 class _MemberScoped(serializers.ModelSerializer):
@@ -64,44 +38,19 @@ class _MemberScoped(serializers.ModelSerializer):
 class WorkingHoursSerializer(_MemberScoped):
     class Meta:
         model = WorkingHours
-        fields = ["id", "member", "weekday", "start_time", "end_time"]
-
-    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        start = data.get("start_time", getattr(self.instance, "start_time", None))
-        end = data.get("end_time", getattr(self.instance, "end_time", None))
-        if start and end and start >= end:
-            raise serializers.ValidationError({"end_time": ["Must be after the start."]})
-        if data.get("weekday", 0) > 6:
-            raise serializers.ValidationError({"weekday": ["0 (Monday) to 6 (Sunday)."]})
-        return data
+        fields = ["id", *WorkingHours.EDITABLE_FIELDS]
 
 
 class DateOverrideSerializer(_MemberScoped):
     class Meta:
         model = DateOverride
-        fields = ["id", "member", "date", "start_time", "end_time"]
-
-    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        start = data["start_time"] if "start_time" in data else getattr(self.instance, "start_time", None)
-        end = data["end_time"] if "end_time" in data else getattr(self.instance, "end_time", None)
-        if (start is None) != (end is None):
-            raise serializers.ValidationError({"end_time": ["Give both times, or neither for a closed day."]})
-        if start and end and start >= end:
-            raise serializers.ValidationError({"end_time": ["Must be after the start."]})
-        return data
+        fields = ["id", *DateOverride.EDITABLE_FIELDS]
 
 
 class TimeOffSerializer(_MemberScoped):
     class Meta:
         model = TimeOff
-        fields = ["id", "member", "starts_at", "ends_at", "reason"]
-
-    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        start = data.get("starts_at", getattr(self.instance, "starts_at", None))
-        end = data.get("ends_at", getattr(self.instance, "ends_at", None))
-        if start and end and start >= end:
-            raise serializers.ValidationError({"ends_at": ["Must be after the start."]})
-        return data
+        fields = ["id", *TimeOff.EDITABLE_FIELDS]
 
 
 class PaymentSerializer(serializers.ModelSerializer):

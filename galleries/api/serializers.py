@@ -80,32 +80,18 @@ class GallerySerializer(serializers.ModelSerializer):
         model = Gallery
         fields = [
             "id",
-            "title",
-            "client_name",
-            "client_email",
-            "event_date",
+            *Gallery.EDITABLE_FIELDS,
             "status",
             "access_code",
             "pin",
             "has_pin",
-            "expires_at",
-            "visibility",
             "cover",
-            "download_permission",
-            "selection_limit",
-            "ask_visitor_identity",
             "assigned_members",
-            "assigned_team",
             "asset_count",
             "created_at",
             "updated_at",
         ]
         read_only_fields = ["id", "status", "has_pin", "cover", "asset_count", "created_at", "updated_at"]
-
-    def validate_selection_limit(self, value: int | None) -> int | None:
-        if value is not None and value < 1:
-            raise serializers.ValidationError("At least 1 (or empty for no limit).")
-        return value
 
 
 class RotateCodeSerializer(serializers.Serializer):

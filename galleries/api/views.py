@@ -36,8 +36,6 @@ from galleries.filtersets import GalleryFilterSet, StaffAssetFilterSet
 from galleries.media import media_response
 from galleries.models import Asset, Folder, Gallery, Selection, UploadBatch, Visitor
 from studio.api.base import StudioAPIView, StudioViewSet
-from studio.errors import Forbidden
-from studio.roles import scopes_for
 
 GALLERY = ("gallery", Gallery)
 _WRITE = {"POST": "gallery:write", "PUT": "gallery:write", "PATCH": "gallery:write", "DELETE": "gallery:write"}
@@ -78,19 +76,13 @@ class GalleryViewSet(
         return data
 
     def perform_create(self, serializer: GallerySerializer) -> None:
-        serializer.instance = services.gallery_create(**self._fields(serializer.validated_data))
+        serializer.instance = services.gallery_create(actor=self.membership, **self._fields(serializer.validated_data))
 
     def perform_update(self, serializer: GallerySerializer) -> None:
-        data = self._fields(serializer.validated_data)
-        code = data.pop("access_code", None)
-        gallery = serializer.instance
-        rotating = code is not None and services.normalise_code(code) != gallery.access_code
-        if (rotating or "pin" in data) and "gallery:admin" not in scopes_for(self.membership.role):
-            # Both sign every client out: the same scope as rotate-code/.
-            raise Forbidden("Changing the code or PIN needs the gallery:admin scope.", code="PERMISSION_DENIED")
-        if rotating:
-            services.gallery_rotate_code(gallery=gallery, access_code=code)
-        serializer.instance = services.gallery_update(gallery=gallery, **data)
+        # The code, PIN and visibility rule (gallery:admin) is the service's.
+        serializer.instance = services.gallery_update(
+            actor=self.membership, gallery=serializer.instance, **self._fields(serializer.validated_data)
+        )
 
     def perform_destroy(self, instance: Gallery) -> None:
         services.gallery_delete(gallery=instance)
@@ -115,7 +107,9 @@ class GalleryViewSet(
         serializer = RotateCodeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         gallery = services.gallery_rotate_code(
-            gallery=self.get_object(), access_code=serializer.validated_data.get("access_code", "")
+            actor=self.membership,
+            gallery=self.get_object(),
+            access_code=serializer.validated_data.get("access_code", ""),
         )
         return self._respond(gallery)
 

@@ -11,7 +11,6 @@ so callers write ``services.gallery_publish(...)``.
 """
 
 from galleries.services.galleries import (
-    GALLERY_FIELDS,
     asset_delete,
     gallery_create,
     gallery_delete,
@@ -51,7 +50,6 @@ from galleries.services.uploads import (
 )
 
 __all__ = [
-    "GALLERY_FIELDS",
     "CompleteResult",
     "FileRequest",
     "PresignResult",

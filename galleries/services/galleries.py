@@ -14,29 +14,14 @@ from galleries.models import Asset, AssetStatus, Gallery, GalleryStatus, Visibil
 from galleries.services.effects import asset_keys, delete_objects_on_commit
 from studio.auditing import Action, audit_record, snapshot
 from studio.errors import Conflict, DomainError, save_or_conflict
+from studio.models import Membership
+from studio.roles import require_scope
 from studio.tenancy import current_studio
+from studio.validation import validate
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read over the phone
-
-
 CODE_RE = re.compile(r"[A-Z0-9]{4,32}")
-
-
 PIN_RE = re.compile(r"\d{4,8}")
-
-
-GALLERY_FIELDS = [
-    "title",
-    "client_name",
-    "client_email",
-    "event_date",
-    "expires_at",
-    "visibility",
-    "download_permission",
-    "selection_limit",
-    "ask_visitor_identity",
-    "assigned_team",
-]
 
 
 def normalise_code(code: str) -> str:
@@ -68,25 +53,49 @@ def _pin_hash(pin: str | None) -> str:
 
 
 def _gallery_snapshot(gallery: Gallery) -> dict[str, Any]:
-    data = snapshot(gallery, [*GALLERY_FIELDS, "status", "access_code"])
+    data = snapshot(gallery, [*Gallery.EDITABLE_FIELDS, "status", "access_code"])
     data["has_pin"] = gallery.has_pin
     data["assigned_members"] = sorted(str(pk) for pk in gallery.assigned_members.values_list("pk", flat=True))
     return data
 
 
 def _save_gallery(gallery: Gallery) -> None:
+    validate(gallery, exclude=["access_code", "pin_hash"])  # both checked above, and the code's uniqueness below
     conflict = Conflict(
         f"Another gallery uses the code {gallery.access_code}.",
         code="ACCESS_CODE_TAKEN",
-        fields={"access_code": ["Already in use in this studio."]},
+        fields={"access_code": [f"{gallery.access_code} is already used by another gallery of this studio."]},
     )
     save_or_conflict(gallery, conflict)
 
 
+def _require_gallery_admin(actor: Membership | None, what: str) -> None:
+    """The code and the PIN sign every client out when they change, and the
+    visibility opens a gallery to people without its code: they need
+    gallery:admin, like rotate-code and publishing."""
+    require_scope(actor, "gallery:admin", f"{what} needs the gallery:admin scope.")
+
+
+def _editable(fields: dict[str, Any]) -> None:
+    unknown = set(fields) - set(Gallery.EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"Not editable here: {sorted(unknown)}")
+
+
 @transaction.atomic
 def gallery_create(
-    *, title: str, access_code: str = "", pin: str = "", assigned_members: list[Any] | None = None, **fields: Any
+    *,
+    actor: Membership | None,
+    title: str,
+    access_code: str = "",
+    pin: str = "",
+    assigned_members: list[Any] | None = None,
+    **fields: Any,
 ) -> Gallery:
+    """A new draft gallery. ``actor`` is the acting member (None: a platform
+    operator or the system); creating needs only what the caller's endpoint
+    asked for (gallery:write): a draft is open to nobody."""
+    _editable(fields)
     gallery = Gallery(studio=current_studio(), title=title, **fields)
     gallery.access_code = validate_access_code(access_code) if access_code else generate_access_code()
     gallery.pin_hash = _pin_hash(pin)
@@ -102,15 +111,30 @@ _UNSET: Any = object()
 
 @transaction.atomic
 def gallery_update(
-    *, gallery: Gallery, pin: Any = _UNSET, assigned_members: list[Any] | None = None, **fields: Any
+    *,
+    actor: Membership | None,
+    gallery: Gallery,
+    access_code: Any = _UNSET,
+    pin: Any = _UNSET,
+    assigned_members: list[Any] | None = None,
+    **fields: Any,
 ) -> Gallery:
-    unknown = set(fields) - set(GALLERY_FIELDS)
-    if unknown:
-        raise ValueError(f"Not editable here: {sorted(unknown)}")
+    """Edit a gallery. ``access_code`` (empty: generate a new one) rotates the
+    code; ``pin`` sets it (empty: removes it). Changing the code, the PIN or
+    the visibility needs gallery:admin, checked here against ``actor`` for
+    every caller (API, admin, commands)."""
+    _editable(fields)
+    if access_code is not _UNSET and (not access_code or normalise_code(access_code) != gallery.access_code):
+        gallery = gallery_rotate_code(actor=actor, gallery=gallery, access_code=access_code)
     before = _gallery_snapshot(gallery)
+    pin_changes = pin is not _UNSET and (bool(pin) or gallery.has_pin)
+    if pin_changes:
+        _require_gallery_admin(actor, "Changing the PIN")
+    if "visibility" in fields and fields["visibility"] != gallery.visibility:
+        _require_gallery_admin(actor, "Changing who can open the gallery")
     for name, value in fields.items():
         setattr(gallery, name, value)
-    if pin is not _UNSET:
+    if pin_changes:
         gallery.pin_hash = _pin_hash(pin)
         gallery.access_version += 1  # a new PIN signs everyone out
     if before["visibility"] != Visibility.PRIVATE and gallery.visibility == Visibility.PRIVATE:
@@ -149,7 +173,9 @@ def gallery_unpublish(*, gallery: Gallery, archive: bool = False) -> Gallery:
 
 
 @transaction.atomic
-def gallery_rotate_code(*, gallery: Gallery, access_code: str = "") -> Gallery:
+def gallery_rotate_code(*, actor: Membership | None, gallery: Gallery, access_code: str = "") -> Gallery:
+    """A new code (``access_code``, or a generated one): every client is signed out."""
+    _require_gallery_admin(actor, "Changing the access code")
     before = {"access_code": gallery.access_code}
     gallery.access_code = validate_access_code(access_code) if access_code else generate_access_code()
     gallery.access_version += 1

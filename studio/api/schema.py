@@ -8,17 +8,25 @@ from drf_spectacular import generators, openapi
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 
+from studio.error_codes import ErrorCode
 from studio.tenancy import unscoped
 
 
 class ErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="Stable machine-readable code, e.g. VALIDATION_ERROR.")
+    code = serializers.ChoiceField(
+        choices=ErrorCode.choices,
+        help_text="Stable machine-readable code from the one registry:\n\n"
+        + "\n".join(f"- `{code.value}`: {code.label}" for code in ErrorCode),
+    )
     message = serializers.CharField(help_text="A sentence for people.")
     fields = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()),
         help_text="Per-field messages, keyed by dotted field path.",
     )
-    details = serializers.DictField(help_text="Extra facts for domain errors (e.g. quota figures).")
+    details = serializers.DictField(
+        help_text="Extra facts: field_codes (each field message's code, e.g. required or invalid), "
+        "quota figures, retry_after_seconds..."
+    )
 
 
 class ErrorSerializer(serializers.Serializer):

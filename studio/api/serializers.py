@@ -23,7 +23,7 @@ class StudioSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Studio
-        fields = ["id", "slug", "name", "timezone", "contact_email", "created_at", "role", "scopes"]
+        fields = ["id", "slug", *Studio.EDITABLE_FIELDS, "created_at", "role", "scopes"]
         read_only_fields = ["id", "created_at", "role", "scopes"]
 
     def _role(self, studio: Studio) -> str | None:
@@ -46,13 +46,13 @@ class StudioCreateSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Studio
-        fields = ["slug", "name", "timezone", "contact_email"]
+        fields = ["slug", *Studio.EDITABLE_FIELDS]
 
 
 class StudioUpdateSerializer(serializers.ModelSerializer):
     class Meta:
         model = Studio
-        fields = ["name", "timezone", "contact_email"]
+        fields = list(Studio.EDITABLE_FIELDS)
 
 
 class MembershipSummarySerializer(serializers.Serializer):

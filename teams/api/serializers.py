@@ -31,7 +31,7 @@ class TeamSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Team
-        fields = ["id", "name", "description", "members", "created_at", "updated_at"]
+        fields = ["id", *Team.EDITABLE_FIELDS, "members", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
 
