@@ -19,7 +19,7 @@ from django.http import HttpRequest
 
 from studio import services
 from studio.errors import DomainError
-from studio.models import Studio, User
+from studio.models import EmailLog, Studio, User
 from studio.roles import scopes_for
 from studio.tenancy import studio_scope
 
@@ -214,6 +214,19 @@ class StudioAdmin(ServiceAdmin):
     def save_through_service(self, request: HttpRequest, obj: Studio, form: Any, change: bool) -> Studio:
         changes = {name: form.cleaned_data[name] for name in Studio.EDITABLE_FIELDS if name in form.changed_data}
         return services.studio_update(studio=Studio.objects.get(pk=obj.pk), **changes)
+
+
+@admin.register(EmailLog)
+class EmailLogAdmin(ReadOnlyStudioModelAdmin):
+    """What the platform sent or is trying to send, and why not (last error).
+    Bodies with one-time links are cleared once sent."""
+
+    read_scope = "audit:read"
+    write_scope = "studio:admin"
+    list_display = ["created_at", "kind", "recipient", "subject", "status", "attempts", "sent_at", "last_error"]
+    list_filter = ["status", "kind"]
+    search_fields = ["recipient", "subject", "idempotency_key"]
+    date_hierarchy = "created_at"
 
 
 @admin.register(User)
