@@ -104,13 +104,16 @@ class ServiceAdmin(admin.ModelAdmin):
 
 
 def _form_errors(form: Any, fields: dict[str, Any], message: str) -> None:
-    placed = False
-    for name, errors in fields.items():
-        if name in form.fields:
-            form.add_error(name, errors)
-            placed = True
+    """Each error on the field it names; the rest above the form (the error's
+    own sentence when it names no field of this form)."""
+    placed = [name for name in fields if name in form.fields]
+    for name in placed:
+        form.add_error(name, fields[name])
+    unplaced = [error for name, errors in fields.items() if name not in form.fields for error in errors]
     if not placed:
         form.add_error(None, message)
+    elif unplaced:
+        form.add_error(None, unplaced)
 
 
 class StudioModelAdmin(ServiceAdmin):

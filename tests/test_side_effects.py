@@ -104,8 +104,9 @@ def _time_passes(row: EmailLog) -> None:
         EmailLog.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now() - timedelta(hours=1))
 
 
-def _held_booking(studio: Any) -> tuple[Booking, str]:
-    service, start = _bookable(studio, price=100, deposit=0)
+def _held_booking(studio: Any, *, deposit: int = 0) -> tuple[Booking, str]:
+    """A slot held through the public API; returns the booking and its token."""
+    service, start = _bookable(studio, price=100, deposit=deposit)
     response = _anon().post(
         _public(studio, "holds/"),
         {"service": str(service.pk), "start": start.isoformat(), "name": "Casey", "email": "casey@example.com"},
@@ -559,18 +560,6 @@ class _WatchingProvider:
         return Checkout(reference=ref, url=f"https://checkout.example/{ref}")
 
 
-def _deposit_hold(studio: Any) -> tuple[Booking, str]:
-    service, start = _bookable(studio, price=200, deposit=50)
-    response = _anon().post(
-        _public(studio, "holds/"),
-        {"service": str(service.pk), "start": start.isoformat(), "name": "Casey", "email": "casey@example.com"},
-        format="json",
-    )
-    assert response.status_code == 201, response.content
-    with unscoped():
-        return Booking.objects.get(pk=response.json()["booking"]["id"]), response.json()["token"]
-
-
 @pytest.mark.django_db(transaction=True)
 def test_checkout_calls_the_provider_with_no_lock_held(monkeypatch):
     from django.db import connections
@@ -578,7 +567,7 @@ def test_checkout_calls_the_provider_with_no_lock_held(monkeypatch):
     from bookings import providers
 
     studio = factories.studio()
-    booking, token = _deposit_hold(studio)
+    booking, token = _held_booking(studio, deposit=50)
     provider = _WatchingProvider(connections["default"])
     monkeypatch.setattr(providers, "provider", lambda: provider)
 
@@ -606,7 +595,7 @@ def test_racing_checkouts_share_one_payment_and_one_checkout(monkeypatch, thread
     from studio.auditing import Action
 
     studio = factories.studio()
-    booking, _ = _deposit_hold(studio)
+    booking, _ = _held_booking(studio, deposit=50)
     barrier = threading.Barrier(4)
     provider = _WatchingProvider(connections["default"], during=lambda payment: None)
     monkeypatch.setattr(providers, "provider", lambda: provider)
@@ -646,7 +635,7 @@ def test_a_hold_that_lapses_during_the_provider_call_keeps_the_checkout_referenc
     from bookings.models import Payment
 
     studio = factories.studio()
-    booking, token = _deposit_hold(studio)
+    booking, token = _held_booking(studio, deposit=50)
 
     def lapse(payment: Any) -> None:
         with studio_scope(studio):

@@ -4,7 +4,7 @@
 - ``payments``: deposits, checkout and the provider's webhook;
 - ``contact``: enquiries and turning them into bookings;
 - ``feeds``: secret calendar URLs;
-- ``configuration``: services and availability.
+- ``settings``: the studio's booking settings: services and availability.
 
 Reads are in ``bookings.selectors``. The names below are the public surface,
 so callers write ``services.booking_hold(...)``.
@@ -23,7 +23,6 @@ from bookings.services.bookings import (
     manage_url,
     reminders_send,
 )
-from bookings.services.configuration import availability_delete, availability_save, service_delete, service_save
 from bookings.services.contact import contact_convert, contact_submit
 from bookings.services.feeds import feed_create, feed_revoke, feed_rotate
 from bookings.services.payments import (
@@ -34,6 +33,7 @@ from bookings.services.payments import (
     payment_mark_paid,
     payment_succeeded,
 )
+from bookings.services.settings import availability_delete, availability_save, service_delete, service_save
 
 __all__ = [
     "BadWebhook",
