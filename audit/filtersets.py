@@ -1,6 +1,7 @@
 import django_filters
 
 from audit.models import AuditEvent
+from studio.api.filters import IsoDateTimeFilter
 from studio.auditing import Action
 from studio.context import ActorType
 
@@ -11,8 +12,8 @@ class AuditEventFilterSet(django_filters.FilterSet):
     action = django_filters.MultipleChoiceFilter(choices=Action.choices)
     target_type = django_filters.CharFilter()
     target_id = django_filters.CharFilter()
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent

@@ -22,6 +22,8 @@ from django.utils import timezone
 
 from bookings.models import (
     LIVE_STATUSES,
+    MAX_ADVANCE_DAYS,
+    MAX_NOTICE_MINUTES,
     STUDIO_RESOURCE,
     Booking,
     DateOverride,
@@ -144,10 +146,19 @@ def available_slots(
     studio-local dates). ``exclude`` ignores one booking (rescheduling it)."""
     now = now or timezone.now()
     tz = zoneinfo.ZoneInfo(service.studio.timezone)
+    # Settings stored before the model bounded them are read within the bounds.
+    earliest = now + timedelta(minutes=min(service.min_notice_minutes, MAX_NOTICE_MINUTES))
+    latest = now + timedelta(days=min(service.max_advance_days, MAX_ADVANCE_DAYS))
+    # Only the days between earliest and latest can hold a slot (a day either
+    # side covers any zone's offset). Clipping first keeps every conversion
+    # below near today, where datetime can represent it (year 1 in UTC+14 is
+    # year 0 in UTC), and the loop no longer than the horizon.
+    start_day = max(start_day, earliest.astimezone(tz).date() - timedelta(days=1))
+    end_day = min(end_day, latest.astimezone(tz).date() + timedelta(days=1))
+    if start_day > end_day:
+        return []
     range_start = wall_clock(start_day, time(0), tz)
     range_end = wall_clock(end_day + timedelta(days=1), time(0), tz)
-    earliest = now + timedelta(minutes=service.min_notice_minutes)
-    latest = now + timedelta(days=service.max_advance_days)
     if range_end <= earliest or range_start > latest:
         return []
     calendar = Calendar(service, range_start, range_end, now, exclude=exclude)
@@ -173,5 +184,8 @@ def available_slots(
 
 
 def slot_for(service: Service, start: datetime, *, now: datetime | None = None, exclude: Any = None) -> Slot | None:
-    day = start.astimezone(zoneinfo.ZoneInfo(service.studio.timezone)).date()
+    try:
+        day = start.astimezone(zoneinfo.ZoneInfo(service.studio.timezone)).date()
+    except OverflowError:
+        return None  # beyond the calendar datetime can represent: never a slot
     return next((s for s in available_slots(service, day, day, now=now, exclude=exclude) if s.start == start), None)

@@ -7,11 +7,12 @@ import django_filters
 from django.db.models import Q, QuerySet
 
 from bookings.models import Booking, BookingStatus
+from studio.api.filters import IsoDateTimeFilter
 
 
 class BookingFilterSet(django_filters.FilterSet):
-    start = django_filters.IsoDateTimeFilter(field_name="ends_at", lookup_expr="gt", label="Ending after")
-    end = django_filters.IsoDateTimeFilter(field_name="starts_at", lookup_expr="lt", label="Starting before")
+    start = IsoDateTimeFilter(field_name="ends_at", lookup_expr="gt", label="Ending after")
+    end = IsoDateTimeFilter(field_name="starts_at", lookup_expr="lt", label="Starting before")
     status = django_filters.MultipleChoiceFilter(choices=BookingStatus.choices)
     service = django_filters.UUIDFilter(field_name="service_id")
     member = django_filters.UUIDFilter(method="filter_member", label="Assigned to this membership (or their teams)")

@@ -23,22 +23,45 @@ from studio.tenancy import StudioOwnedModel
 
 STUDIO_RESOURCE = "studio"
 
+# Bounds of a service's settings. A slot has to fit in one day's hours, so
+# no duration, buffer or step is longer than a day; notice and horizon stop
+# at a year and ten years. Besides being what a studio can mean, they keep
+# availability's date arithmetic inside what datetime can represent
+# (max_advance_days = 2**31 - 1 used to break the service's public page).
+MINUTES_PER_DAY = 24 * 60
+MAX_NOTICE_MINUTES = 365 * MINUTES_PER_DAY
+MAX_ADVANCE_DAYS = 3650
+MAX_DAILY_LIMIT = 10_000
+
 
 class Service(StudioOwnedModel, TimestampedModel):
     studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="services")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    duration_minutes = models.PositiveIntegerField(validators=[MinValueValidator(1)])
-    buffer_before_minutes = models.PositiveIntegerField(default=0)
-    buffer_after_minutes = models.PositiveIntegerField(default=0)
+    duration_minutes = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(MINUTES_PER_DAY)], help_text="At most a day (1440)."
+    )
+    buffer_before_minutes = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(MINUTES_PER_DAY)])
+    buffer_after_minutes = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(MINUTES_PER_DAY)])
     price = models.DecimalField(max_digits=10, decimal_places=2, default=0, validators=[MinValueValidator(0)])
     deposit = models.DecimalField(max_digits=10, decimal_places=2, default=0, validators=[MinValueValidator(0)])
     currency = models.CharField(max_length=3, default="USD")
-    min_notice_minutes = models.PositiveIntegerField(default=24 * 60)
-    max_advance_days = models.PositiveIntegerField(default=180)
-    daily_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Bookings of this service per day.")
+    min_notice_minutes = models.PositiveIntegerField(
+        default=24 * 60, validators=[MaxValueValidator(MAX_NOTICE_MINUTES)], help_text="At most a year (525600)."
+    )
+    max_advance_days = models.PositiveIntegerField(
+        default=180, validators=[MaxValueValidator(MAX_ADVANCE_DAYS)], help_text="At most ten years (3650)."
+    )
+    daily_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_DAILY_LIMIT)],
+        help_text="Bookings of this service per day.",
+    )
     slot_step_minutes = models.PositiveIntegerField(
-        default=30, validators=[MinValueValidator(1)], help_text="Offer a start every N minutes."
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(MINUTES_PER_DAY)],
+        help_text="Offer a start every N minutes.",
     )
     is_active = models.BooleanField(default=True)
     # Who can perform it; each is a resource that cannot be double-booked.
@@ -80,12 +103,24 @@ class Service(StudioOwnedModel, TimestampedModel):
             )
 
 
+class Weekday(models.IntegerChoices):
+    MONDAY = 0, "Monday"
+    TUESDAY = 1, "Tuesday"
+    WEDNESDAY = 2, "Wednesday"
+    THURSDAY = 3, "Thursday"
+    FRIDAY = 4, "Friday"
+    SATURDAY = 5, "Saturday"
+    SUNDAY = 6, "Sunday"
+
+
 class WorkingHours(StudioOwnedModel, TimestampedModel):
     """Weekly hours, in the studio's time zone; per member, or the studio's."""
 
     studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="+")
     member = models.ForeignKey("studio.Membership", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
-    weekday = models.PositiveSmallIntegerField(validators=[MaxValueValidator(6)], help_text="0 = Monday ... 6 = Sunday")
+    weekday = models.PositiveSmallIntegerField(
+        choices=Weekday.choices, validators=[MaxValueValidator(6)], help_text="0 = Monday ... 6 = Sunday"
+    )
     start_time = models.TimeField()
     end_time = models.TimeField()
 
@@ -93,13 +128,14 @@ class WorkingHours(StudioOwnedModel, TimestampedModel):
 
     class Meta:
         ordering = ["weekday", "start_time"]
+        verbose_name_plural = "working hours"
         constraints = [
             models.CheckConstraint(condition=Q(weekday__lte=6), name="hours_weekday_range"),
             models.CheckConstraint(condition=Q(start_time__lt=models.F("end_time")), name="hours_start_before_end"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.weekday} {self.start_time}-{self.end_time}"
+        return f"{self.get_weekday_display()} {self.start_time:%H:%M}-{self.end_time:%H:%M}"
 
     def clean(self) -> None:
         _start_before_end(self.start_time, self.end_time, "end_time")

@@ -2,8 +2,10 @@
 
 - ``StripeProvider``: a Stripe Checkout Session per deposit; its webhook is
   handled by ``bookings.services.payments.handle_stripe_webhook``.
-- ``ManualProvider``: the embedded default. No checkout page: staff mark the
-  deposit as received (``services.payment_mark_paid``).
+- ``ManualProvider``: the embedded default. No checkout page: the client is
+  emailed the amount and the studio's payment instructions, the slot stays
+  held for BOOKING_MANUAL_PAYMENT_HOURS, and staff mark the deposit as
+  received (``services.payment_mark_paid``, an admin action).
 
 PAYMENT_PROVIDER picks one ("stripe" when STRIPE_SECRET_KEY is set)."""
 
@@ -25,8 +27,18 @@ class Checkout:
     url: str
 
 
+class ProviderUnavailable(Exception):
+    """The provider could not be reached or failed on its side (network,
+    5xx, rate limit): worth trying again shortly. Errors that trying again
+    would not fix (a refused key, invalid parameters) are not this."""
+
+
 class PaymentProvider:
     name = ""
+
+    def hold_minutes(self) -> int:
+        """How long a checkout keeps the slot held."""
+        return settings.BOOKING_CHECKOUT_MINUTES
 
     def create_checkout(self, payment: Payment, *, success_url: str, cancel_url: str) -> Checkout:
         raise NotImplementedError
@@ -34,6 +46,11 @@ class PaymentProvider:
 
 class ManualProvider(PaymentProvider):
     name = "manual"
+
+    def hold_minutes(self) -> int:
+        # A bank transfer takes days: the client is emailed the amount and the
+        # studio's instructions, and the slot waits for staff to mark it paid.
+        return settings.BOOKING_MANUAL_PAYMENT_HOURS * 60
 
     def create_checkout(self, payment: Payment, *, success_url: str, cancel_url: str) -> Checkout:
         return Checkout(reference="", url="")
@@ -48,9 +65,18 @@ class StripeProvider(PaymentProvider):
         self.client = client or stripe.StripeClient(settings.STRIPE_SECRET_KEY)
 
     def create_checkout(self, payment: Payment, *, success_url: str, cancel_url: str) -> Checkout:
+        import stripe
+
+        try:
+            session = self._create_session(payment, success_url=success_url, cancel_url=cancel_url)
+        except (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError) as exc:
+            raise ProviderUnavailable(f"Stripe: {exc.__class__.__name__}: {exc.user_message or exc}") from exc
+        return Checkout(reference=session.id, url=session.url)
+
+    def _create_session(self, payment: Payment, *, success_url: str, cancel_url: str) -> Any:
         booking = payment.booking
         cents = int((Decimal(str(payment.amount)) * 100).to_integral_value())
-        session = self.client.v1.checkout.sessions.create(
+        return self.client.v1.checkout.sessions.create(
             params={
                 "mode": "payment",
                 "customer_email": booking.client_email,
@@ -73,7 +99,6 @@ class StripeProvider(PaymentProvider):
             },
             options={"idempotency_key": f"checkout-{payment.pk}"},
         )
-        return Checkout(reference=session.id, url=session.url)
 
 
 def provider() -> PaymentProvider:

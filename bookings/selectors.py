@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
+from bookings import ics
 from bookings.models import Booking, BookingStatus, CalendarFeed, FeedScope, Service
 from studio.errors import DomainError
 from studio.models import hash_token
@@ -43,12 +44,19 @@ def active_services() -> QuerySet[Service]:
 
 def feed_for_token(raw: str) -> CalendarFeed | None:
     """The live feed a token names, if its owner may still see it. The
-    owner's role is checked on every fetch: a demoted member's feed stops
-    showing what they may no longer see."""
+    owner's account and role are checked on every fetch: a deactivated
+    user's feeds answer 404 for as long as the account is inactive (checked
+    here because the core's user_deactivate cannot reach this app), and a
+    demoted member's feed stops showing what they may no longer see."""
     with unscoped():  # the token names the feed, whichever studio it is in
         feed = (
             CalendarFeed.objects.select_related("studio", "owner")
-            .filter(token_hash=hash_token(raw), revoked_at__isnull=True, studio__is_active=True)
+            .filter(
+                token_hash=hash_token(raw),
+                revoked_at__isnull=True,
+                studio__is_active=True,
+                owner__user__is_active=True,
+            )
             .first()
         )
     if feed is None:
@@ -59,12 +67,16 @@ def feed_for_token(raw: str) -> CalendarFeed | None:
 
 def feed_bookings(feed: CalendarFeed) -> QuerySet[Booking]:
     """What the feed's owner may see: every booking (studio feeds, booking:admin)
-    or those assigned to them or their teams. Holds are left out: they last
-    minutes; cancelled bookings stay, so calendars remove them."""
+    or those assigned to them or their teams. Only bookings that are or were
+    confirmed: holds and unpaid checkouts last minutes and anyone can make
+    them, with any name, so a hold that lapsed is no event for a calendar to
+    show, even cancelled. A confirmed booking that was cancelled stays (as
+    STATUS:CANCELLED), so calendars that had it remove it."""
     now = timezone.now()
-    bookings = Booking.objects.filter(starts_at__gte=now - FEED_PAST, starts_at__lte=now + FEED_FUTURE).exclude(
-        status=BookingStatus.HELD
+    were_confirmed = Q(status__in=[BookingStatus.CONFIRMED, BookingStatus.COMPLETED]) | Q(
+        status=BookingStatus.CANCELLED, confirmed_at__isnull=False
     )
+    bookings = Booking.objects.filter(were_confirmed, starts_at__gte=now - FEED_PAST, starts_at__lte=now + FEED_FUTURE)
     if feed.scope == FeedScope.MEMBER:
         mine = Q(assigned_members=feed.owner) | Q(resource=str(feed.owner_id))
         mine |= Q(assigned_team__team_members__membership=feed.owner)
@@ -80,10 +92,11 @@ class FeedVersion:
 
 def feed_version(feed: CalendarFeed, bookings: QuerySet[Booking]) -> FeedVersion:
     """Changes whenever an event of the feed would: events also show the
-    service's name and the studio's name and zone, so their changes count."""
+    service's name and the studio's name and zone, so their changes count, and
+    so does a new way of writing them (ics.FORMAT_VERSION)."""
     stamp = bookings.aggregate(count=Count("pk"), last=Max("updated_at"), service=Max("service__updated_at"))
     last = max(filter(None, [stamp["last"], stamp["service"], feed.updated_at, feed.studio.updated_at]))
-    version = f"{feed.pk}:{feed.scope}:{feed.name}:{stamp['count']}:{last.isoformat()}"
+    version = f"{ics.FORMAT_VERSION}:{feed.pk}:{feed.scope}:{feed.name}:{stamp['count']}:{last.isoformat()}"
     return FeedVersion(etag='"' + hashlib.sha256(version.encode()).hexdigest()[:32] + '"', last_modified=last)
 
 

@@ -7,20 +7,22 @@ from datetime import timedelta
 from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import http_date, parse_http_date_safe
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from bookings import ics, selectors
 from bookings.models import CalendarFeed
 from studio.cache import studio_cache_key
+from studio.errors import DomainError
 from studio.models import Studio
 from studio.tenancy import studio_scope
 
 FEED_CACHE_SECONDS = 6 * 3600
 
 
-@require_GET
+@require_safe  # GET, and HEAD: some calendar clients probe a URL with it before subscribing
 def calendar_feed(request: HttpRequest, token: str) -> HttpResponse:
     feed = selectors.feed_for_token(token)
     if feed is None:
@@ -41,6 +43,11 @@ def calendar_feed(request: HttpRequest, token: str) -> HttpResponse:
                 body = ics.feed(f"{feed.studio.name}: {feed.name}", ordered)
                 cache.set(key, body, timeout=FEED_CACHE_SECONDS)
             response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
+            if request.method == "HEAD":
+                # The headers of GET, the length included, and no body: not
+                # every server in front of Django strips it.
+                response.content = b""
+                response["Content-Length"] = str(len(body))
             if feed.last_fetched_at is None or timezone.now() - feed.last_fetched_at > timedelta(minutes=5):
                 CalendarFeed.objects.filter(pk=feed.pk).update(last_fetched_at=timezone.now())
     response["ETag"] = etag
@@ -65,7 +72,19 @@ def book(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def manage(request: HttpRequest, token: str) -> HttpResponse:
-    return render(request, "bookings/manage.html", {"token": token})
+    """The client's page for their booking. The page itself talks to the
+    public booking API; the studio (its zone, its slots, how to pay) is
+    rendered here so every time is shown, and picked, in the studio's zone."""
+    try:
+        booking = selectors.booking_for_token(token)
+    except DomainError:
+        return render(request, "bookings/manage_invalid.html", status=404)
+    page = {
+        "booking_url": reverse("api:client-booking", kwargs={"token": token}),
+        "slots_url": reverse("api:public-slots", kwargs={"public_slug": booking.studio.slug, "pk": booking.service_id}),
+        "timezone": booking.studio.timezone,
+    }
+    return render(request, "bookings/manage.html", {"studio": booking.studio, "page": page})
 
 
 def contact(request: HttpRequest, slug: str) -> HttpResponse:

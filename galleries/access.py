@@ -15,6 +15,9 @@ fresh address works as soon as the gallery's window has passed.
 
 from __future__ import annotations
 
+import contextlib
+import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,32 +90,55 @@ class _Window:
     limit: int
 
 
-def _windows(ip: str | None, gallery: Gallery | None) -> list[_Window]:
-    windows = [_Window(f"portal:fail:ip:{ip or 'unknown'}", settings.PORTAL_FAILURES_PER_IP)]
-    if gallery is not None:
-        windows.append(
-            _Window(
-                studio_cache_key("portal", "fail", "gallery", gallery.pk, studio=gallery.studio),
-                settings.PORTAL_FAILURES_PER_GALLERY,
-            )
-        )
-    return windows
+def _address_window(ip: str | None) -> _Window:
+    """Every guess from one address: codes and PINs."""
+    return _Window(f"portal:fail:ip:{ip or 'unknown'}", settings.PORTAL_FAILURES_PER_IP)
 
 
-def _refuse_if_throttled(windows: list[_Window]) -> None:
+def _gallery_window(gallery: Gallery) -> _Window:
+    """PIN guesses at one gallery, from anywhere."""
+    return _Window(
+        studio_cache_key("portal", "fail", "gallery", gallery.pk, studio=gallery.studio),
+        settings.PORTAL_FAILURES_PER_GALLERY,
+    )
+
+
+def _attempt(windows: list[_Window]) -> None:
+    """Count this attempt in every window *before* it is checked, with the
+    cache's atomic increment, and refuse it when a window is full. Counting
+    after the (slow, by design) PIN check let 45 concurrent guesses all be
+    checked; now at most the limit are, the rest answer 429. A successful
+    attempt gives its count back (:func:`_refund`), so a family opening the
+    gallery from one address is never throttled for succeeding."""
     for window in windows:
-        if (cache.get(window.key) or 0) >= window.limit:
-            raise TooManyAttempts(details={"retry_after_seconds": settings.PORTAL_FAILURE_WINDOW_SECONDS})
+        if _incr(window) > window.limit:
+            raise TooManyAttempts(details={"retry_after_seconds": _remaining(window)})
 
 
-def _count_failure(windows: list[_Window]) -> None:
+def _incr(window: _Window) -> int:
+    seconds = settings.PORTAL_FAILURE_WINDOW_SECONDS
+    if cache.add(window.key, 0, timeout=seconds):  # a window starts: fixed, never extended
+        cache.set(f"{window.key}:ends", time.time() + seconds, timeout=seconds)
+    try:
+        return cache.incr(window.key)
+    except ValueError:  # expired between add() and incr(): a new window
+        cache.set(window.key, 1, timeout=seconds)
+        cache.set(f"{window.key}:ends", time.time() + seconds, timeout=seconds)
+        return 1
+
+
+def _remaining(window: _Window) -> int:
+    """Seconds until the window ends, as Retry-After should say."""
+    ends = cache.get(f"{window.key}:ends")
+    if ends is None:
+        return settings.PORTAL_FAILURE_WINDOW_SECONDS
+    return max(1, math.ceil(ends - time.time()))
+
+
+def _refund(windows: list[_Window]) -> None:
     for window in windows:
-        # add() starts the window only once; incr() never extends it.
-        cache.add(window.key, 0, timeout=settings.PORTAL_FAILURE_WINDOW_SECONDS)
-        try:
-            cache.incr(window.key)
-        except ValueError:  # expired between add() and incr()
-            cache.add(window.key, 1, timeout=settings.PORTAL_FAILURE_WINDOW_SECONDS)
+        with contextlib.suppress(ValueError):  # the window ended meanwhile
+            cache.decr(window.key)
 
 
 # --- opening a gallery -----------------------------------------------------------------------------
@@ -144,33 +170,36 @@ def _enter(request: HttpRequest, gallery: Gallery, name: str, email: str) -> Vis
 def open_with_code(
     request: HttpRequest, *, studio_slug: str, code: str, pin: str = "", name: str = "", email: str = ""
 ) -> tuple[Gallery, Visitor]:
-    ip = client_ip(request)
-    _refuse_if_throttled(_windows(ip, None))
+    ip_windows = [_address_window(client_ip(request))]
+    _attempt(ip_windows)
     with unscoped():  # the code is what names the gallery
         gallery = (
             Gallery.objects.select_related("studio")
             .filter(studio__slug=studio_slug, studio__is_active=True, access_code=normalise_code(code))
             .first()
         )
-    windows = _windows(ip, gallery)
-    _refuse_if_throttled(windows)
     if gallery is None:
-        _count_failure(windows)
-        raise AccessDenied()
-    _check_pin(gallery, pin, windows)
+        raise AccessDenied()  # counted against the address
+    return _open(request, gallery, ip_windows, pin=pin, name=name, email=email)
+
+
+def _open(
+    request: HttpRequest, gallery: Gallery, ip_windows: list[_Window], *, pin: str, name: str, email: str
+) -> tuple[Gallery, Visitor]:
+    gallery_windows = [_gallery_window(gallery)] if gallery.has_pin else []
+    _attempt(gallery_windows)
+    if gallery.has_pin:
+        if not pin:
+            _refund(ip_windows + gallery_windows)  # nothing was guessed
+            raise DomainError(
+                "This gallery also needs its PIN.", code="PIN_REQUIRED", fields={"pin": ["Enter the PIN."]}
+            )
+        if not gallery.check_pin(pin):
+            raise AccessDenied()  # stays counted, per address and per gallery
+    _refund(ip_windows + gallery_windows)
     check_available(gallery)
     _identity(gallery, name, email)
     return gallery, _enter(request, gallery, name, email)
-
-
-def _check_pin(gallery: Gallery, pin: str, windows: list[_Window]) -> None:
-    if not gallery.has_pin:
-        return
-    if not pin:
-        raise DomainError("This gallery also needs its PIN.", code="PIN_REQUIRED", fields={"pin": ["Enter the PIN."]})
-    if not gallery.check_pin(pin):
-        _count_failure(windows)
-        raise AccessDenied()
 
 
 def open_by_link(
@@ -178,18 +207,13 @@ def open_by_link(
 ) -> tuple[Gallery, Visitor]:
     """Unlisted and public galleries open from their link, without a code,
     but with the PIN when the studio set one (counted like wrong codes)."""
-    ip = client_ip(request)
-    _refuse_if_throttled(_windows(ip, None))
+    ip_windows = [_address_window(client_ip(request))]
+    _attempt(ip_windows)
     with unscoped():  # the link is what names the gallery
         gallery = Gallery.objects.select_related("studio").filter(pk=gallery_id, studio__is_active=True).first()
     if gallery is None or gallery.visibility == Visibility.PRIVATE:
         raise AccessDenied("This gallery needs its code.")
-    windows = _windows(ip, gallery)
-    _refuse_if_throttled(windows)
-    _check_pin(gallery, pin, windows)
-    check_available(gallery)
-    _identity(gallery, name, email)
-    return gallery, _enter(request, gallery, name, email)
+    return _open(request, gallery, ip_windows, pin=pin, name=name, email=email)
 
 
 def leave(request: HttpRequest) -> None:

@@ -8,17 +8,62 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
+from django.template.defaultfilters import filesizeformat
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
 from galleries import selectors, services
 from galleries.models import Asset, AssetStatus, Gallery, Selection
-from studio.admin import ReadOnlyStudioModelAdmin, StudioModelAdmin, actor_of, has_scope
+from studio.admin import ReadOnlyStudioModelAdmin, StudioModelAdmin, actor_of, has_scope, register_studio_panel
+from studio.admin_site import register_notice
+from studio.cache import studio_cache_key
 from teams.models import Team
 
 THUMBS_SHOWN = 24
+STORAGE_NOTICE_SECONDS = 60  # the banner is on every admin page: one sum a minute
+
+
+def storage_sentence(report: dict[str, Any]) -> str:
+    return (
+        f"{report['used_fraction']:.0%} of the storage quota is used: {filesizeformat(report['used_bytes'])} "
+        f"of {filesizeformat(report['quota_bytes'])}"
+    )
+
+
+def storage_panel(studio: Any) -> str:
+    report = selectors.storage_report(studio)
+    return format_html(
+        "{} ({} originals, {} derivatives, {} reserved for uploads in progress; {} photos).",
+        storage_sentence(report),
+        filesizeformat(report["originals_bytes"]),
+        filesizeformat(report["derivatives_bytes"]),
+        filesizeformat(report["reserved_bytes"]),
+        report["photos"],
+    )
+
+
+def storage_notice(request: HttpRequest, studio: Any) -> list[str]:
+    """A banner from 80% of the quota (95%: critical), before uploads are refused."""
+    key = studio_cache_key("storage-report", studio=studio)
+    report = cache.get(key)
+    if report is None:
+        report = selectors.storage_report(studio)
+        cache.set(key, report, STORAGE_NOTICE_SECONDS)
+    if report["level"] == "ok":
+        return []
+    tail = (
+        "New uploads are refused once it is full: delete galleries or ask for a larger quota."
+        if report["level"] == "critical"
+        else "Consider deleting old galleries."
+    )
+    return [f"{storage_sentence(report)}. {tail}"]
+
+
+register_studio_panel("Storage", storage_panel)
+register_notice(storage_notice)
 
 
 def thumb_url(asset: Asset) -> str | None:
@@ -100,13 +145,16 @@ class GalleryAdmin(StudioModelAdmin):
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         """Each field once. The code, the PIN and the visibility need
-        gallery:admin (the service checks it); others see the code read-only."""
-        fields = [f for f in super().get_fields(request, obj) if f not in (*self.readonly_fields, "pin", "remove_pin")]
+        gallery:admin (the service checks it); members who may share a gallery
+        (gallery:write) see the code read-only; a viewer never sees it."""
+        ours = (*self.readonly_fields, "pin", "remove_pin", "access_code_shown", "visibility_shown")
+        fields = [f for f in super().get_fields(request, obj) if f not in ours]
         if obj is None:
             return [*fields, "pin"]
         if not has_scope(request, "gallery:admin"):
             fields = [f for f in fields if f not in ("access_code", "visibility")]
-            return [*fields, "access_code_shown", "visibility_shown", *self.readonly_fields]
+            shown = ["access_code_shown"] if has_scope(request, "gallery:write") else []
+            return [*fields, *shown, "visibility_shown", *self.readonly_fields]
         return [*fields, "pin", "remove_pin", *self.readonly_fields]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
@@ -114,6 +162,11 @@ class GalleryAdmin(StudioModelAdmin):
         if obj is not None and not has_scope(request, "gallery:admin"):
             readonly += ["access_code_shown", "visibility_shown"]
         return readonly
+
+    def get_search_fields(self, request: HttpRequest) -> Any:
+        # Searching by code would confirm a guessed code to a viewer.
+        fields = super().get_search_fields(request)
+        return fields if has_scope(request, "gallery:write") else [f for f in fields if f != "access_code"]
 
     @admin.display(description="Visibility")
     def visibility_shown(self, gallery: Gallery) -> str:
@@ -215,7 +268,7 @@ class GalleryAdmin(StudioModelAdmin):
 class AssetAdmin(StudioModelAdmin):
     read_scope = "gallery:read"
     write_scope = "gallery:write"
-    list_display = ["thumb", "original_filename", "gallery", "status", "failure_reason", "size", "created_at"]
+    list_display = ["thumb", "original_filename", "gallery", "status", "failure_reason", "size_shown", "created_at"]
     list_filter = ["status"]
     search_fields = ["original_filename", "sha256"]
     list_select_related = ["gallery", "studio"]
@@ -239,6 +292,10 @@ class AssetAdmin(StudioModelAdmin):
     @admin.display(description="Photo")
     def thumb(self, asset: Asset) -> str:
         return thumb_tag(asset, 60)
+
+    @admin.display(description="Size", ordering="size")
+    def size_shown(self, asset: Asset) -> str:
+        return filesizeformat(asset.size)
 
     def delete_model(self, request: HttpRequest, obj: Asset) -> None:
         with self.write_scope_for(request, obj):

@@ -38,12 +38,18 @@ class StaffAssetFilterSet(django_filters.FilterSet):
 class PortalAssetFilterSet(django_filters.FilterSet):
     min_stars = django_filters.NumberFilter(field_name="my_stars", lookup_expr="gte", label="Your rating at least")
     unrated = django_filters.BooleanFilter(field_name="my_stars", lookup_expr="isnull", label="Not rated by you")
-    folder = django_filters.UUIDFilter(field_name="placements__folder", label="In this folder")
+    folder = django_filters.UUIDFilter(method="filter_folder", label="In this folder (one you see)")
     trashed = django_filters.BooleanFilter(method="filter_trashed", label="In the trash (default: false)")
 
     class Meta:
         model = Asset
         fields = ["min_stars", "unrated", "folder", "trashed"]
+
+    def filter_folder(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
+        # Only among the folders the visitor sees: another visitor's private
+        # folder must not be probed through the photos it holds.
+        view = self.request.parser_context["view"]
+        return queryset.filter(placements__folder__in=view.visible_folders().filter(pk=value)).distinct()
 
     def filter_trashed(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
         return queryset  # applied in filter_queryset, where the default lives

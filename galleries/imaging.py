@@ -16,17 +16,31 @@ left. So the pipeline:
    Pillow's own thumbnail() in bytes and PSNR; see bench/derivatives.py);
 5. encodes WebP with Pillow's libwebp at the effort set by
    ``DERIVATIVE_WEBP_METHOD`` (the benchmark prints time against bytes).
+
+Bad input ends as :class:`ImageRejected` with a reason a person can act on,
+before memory is spent where possible: a JPEG whose data is shorter than its
+frame could hold is refused from its header (a 2 KB file claiming 100
+megapixels would otherwise cost hundreds of MB to decode into grey), the
+memory a decode needs is estimated from the header and capped
+(``DERIVATIVE_MAX_DECODE_BYTES``), and data that ends before the frame does
+is refused, while the harmless warnings camera files often carry are not.
+HEIC/HEIF (phones) is decoded by pillow-heif (libheif with libde265): the
+libvips bundled with pyvips-binary has no HEVC decoder.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
+import struct
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from PIL import ExifTags, Image, UnidentifiedImageError
+
+from galleries import colour
 
 # probe() applies our own, configurable limit (DERIVATIVE_MAX_PIXELS) with a
 # reason people understand; Pillow's fixed guard would raise an unexpected
@@ -38,17 +52,33 @@ Image.MAX_IMAGE_PIXELS = None
 os.environ.setdefault("VIPS_CONCURRENCY", "1")
 import pyvips  # noqa: E402
 
+try:  # optional: an install without it refuses HEIC with a clear reason
+    import pillow_heif
+except ImportError:  # pragma: no cover - pinned in requirements/base.txt
+    pillow_heif = None
+
+HEIC_UNSUPPORTED = (
+    "HEIC photos are not supported here. Export them as JPEG (on an iPhone: Settings > Camera > Formats > "
+    "Most Compatible) and upload them again."
+)
+
 SIZES: tuple[tuple[str, int], ...] = (("large", 2048), ("medium", 1024), ("thumb", 400))
 RESIZE_KERNEL = "cubic"
 
-# Format as Pillow names it -> (mime type, file extensions that may carry it).
-FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "JPEG": ("image/jpeg", ("jpg", "jpeg", "jpe")),
-    "PNG": ("image/png", ("png",)),
-    "WEBP": ("image/webp", ("webp",)),
-    "TIFF": ("image/tiff", ("tif", "tiff")),
+# Format -> (mime types, file extensions that may carry it). The first of
+# each is what we store under.
+FORMATS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "JPEG": (("image/jpeg",), ("jpg", "jpeg", "jpe")),
+    "PNG": (("image/png",), ("png",)),
+    "WEBP": (("image/webp",), ("webp",)),
+    "TIFF": (("image/tiff",), ("tif", "tiff")),
+    "HEIF": (("image/heic", "image/heif"), ("heic", "heif", "hif")),
 }
-MIME_TO_FORMAT = {mime: fmt for fmt, (mime, _) in FORMATS.items()}
+MIME_TO_FORMAT = {mime: fmt for fmt, (mimes, _) in FORMATS.items() for mime in mimes}
+# ISO BMFF major brands of HEIF stills (HEVC-coded, or the generic image brands).
+HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+# libvips band formats -> bytes per sample, for the decode memory estimate.
+SAMPLE_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4, "float": 4, "double": 8}
 
 
 class ImageRejected(Exception):
@@ -72,12 +102,13 @@ class ImageInfo:
     format: str
     width: int  # as displayed, after EXIF orientation
     height: int
-    orientation: int
+    orientation: int  # 1-8 (odd values read as 1)
     captured_at: datetime | None
+    adobe_rgb: bool = False  # EXIF says Adobe RGB and no profile is embedded
 
 
 def sniff_format(head: bytes) -> str | None:
-    """The format from the first bytes, whatever the file is called."""
+    """The format from the first 16 bytes, whatever the file is called."""
     if head.startswith(b"\xff\xd8\xff"):
         return "JPEG"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -86,6 +117,8 @@ def sniff_format(head: bytes) -> str | None:
         return "WEBP"
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return "TIFF"
+    if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
+        return "HEIF"
     return None
 
 
@@ -103,37 +136,184 @@ def _captured_at(exif: Image.Exif) -> datetime | None:
         return None
 
 
-def probe(path: str, *, filename: str, max_pixels: int) -> ImageInfo:
+def orientation_of(exif: Image.Exif) -> int:
+    """EXIF Orientation, 1 to 8. Anything else (text, 0, 65535...) is read
+    as 1, upright: cameras and editors write odd values, and a photo must
+    not fail, or overflow a column, for a tag it can do without."""
+    raw = exif.get(ExifTags.Base.Orientation, 1)
+    if not isinstance(raw, int):  # the tag is a SHORT: text or a list is not an orientation
+        return 1
+    return raw if 1 <= raw <= 8 else 1
+
+
+@dataclass(frozen=True)
+class JpegFrame:
+    width: int
+    height: int
+    progressive: bool
+    arithmetic: bool
+    components: tuple[tuple[int, int], ...]  # (horizontal, vertical) sampling
+
+    @property
+    def blocks(self) -> int:
+        """8x8 blocks the frame holds, over every component."""
+        hmax = max(h for h, _ in self.components)
+        vmax = max(v for _, v in self.components)
+        return sum(
+            math.ceil(math.ceil(self.width * h / hmax) / 8) * math.ceil(math.ceil(self.height * v / vmax) / 8)
+            for h, v in self.components
+        )
+
+
+_SOF = {0xC0: (False, False), 0xC1: (False, False), 0xC2: (True, False), 0xC9: (False, True), 0xCA: (True, True)}
+
+
+def jpeg_frame(path: str) -> JpegFrame | None:
+    """The frame header (SOF) of a JPEG, read by walking its markers."""
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\xff\xd8":
+            return None
+        while True:
+            byte = fh.read(1)
+            while byte == b"\xff":  # fill bytes before a marker
+                marker = fh.read(1)
+                if marker != b"\xff":
+                    break
+                byte = marker
+            else:
+                return None
+            code = marker[0] if marker else 0xD9
+            if code in (0xD9, 0xDA):  # EOI or SOS before any frame header
+                return None
+            if 0xD0 <= code <= 0xD7 or code == 0x01:  # markers without a length
+                continue
+            raw_length = fh.read(2)
+            if len(raw_length) < 2:
+                return None
+            length = struct.unpack(">H", raw_length)[0]
+            if code in _SOF:
+                body = fh.read(length - 2)
+                if len(body) < 6:
+                    return None
+                height, width, count = struct.unpack(">HHB", body[1:6])
+                parts = body[6 : 6 + 3 * count]
+                sampling = tuple((parts[i + 1] >> 4, parts[i + 1] & 0x0F) for i in range(0, len(parts), 3))
+                if not sampling or any(h == 0 or v == 0 for h, v in sampling):
+                    return None
+                progressive, arithmetic = _SOF[code]
+                return JpegFrame(width, height, progressive, arithmetic, sampling)
+            fh.seek(length - 2, os.SEEK_CUR)
+
+
+def _check_jpeg_data(path: str, frame: JpegFrame) -> None:
+    """Huffman coding spends at least one bit on every 8x8 block (its DC
+    code), in the first scan of any JPEG: a file smaller than that cannot
+    hold its frame. It was cut short, or its header lies; decoding it would
+    spend the frame's full memory to paint grey."""
+    if frame.arithmetic:
+        return  # arithmetic coding may spend less than a bit: no bound
+    least = frame.blocks // 8
+    if os.path.getsize(path) < least:
+        raise ImageRejected(
+            f"The file is too small for the {frame.width}x{frame.height} picture its header announces "
+            f"(at least {least / 1e3:.0f} KB): it is truncated or damaged. Export it again and upload the new file."
+        )
+
+
+def decode_bytes(info: ImageInfo, *, bands: int = 3, sample_bytes: int = 1, frame: JpegFrame | None = None) -> int:
+    """What decoding will hold in memory at its peak, from the header: a
+    progressive JPEG keeps every DCT coefficient of the frame (2 bytes each),
+    whatever the scale it is decoded to; a baseline JPEG is decoded shrunk;
+    other formats at full size."""
+    if frame is not None:
+        if frame.progressive:
+            return frame.blocks * 64 * 2
+        shrink = _jpeg_shrink(max(info.width, info.height), SIZES[0][1])
+        return (info.width // shrink + 1) * (info.height // shrink + 1) * bands * sample_bytes
+    return info.width * info.height * bands * sample_bytes
+
+
+def _too_much_memory(needed: int, limit: int) -> ImageRejected:
+    return ImageRejected(
+        f"Decoding this image needs about {needed / 2**20:.0f} MB, more than the {limit / 2**20:.0f} MB allowed "
+        "per photo. Export it smaller (or as a baseline, not progressive, JPEG)."
+    )
+
+
+def _unsupported_tiff(path: str) -> ImageRejected | None:
+    """Pillow reads no floating-point or more-than-four-channel TIFF; libvips
+    does read their header: say what is not supported rather than "damaged"."""
+    try:
+        header = pyvips.Image.new_from_file(path)
+    except pyvips.Error:
+        return None
+    if header.format in ("float", "double", "complex", "dpcomplex"):
+        return ImageRejected(
+            "Floating-point (32-bit float) TIFFs are not supported. Export it as an 8 or 16-bit TIFF or a JPEG."
+        )
+    if header.bands > 4:
+        return ImageRejected(
+            f"TIFFs with {header.bands} channels are not supported. Export it as RGB (8 or 16-bit) or a JPEG."
+        )
+    return None
+
+
+def _header(path: str, sniffed: str) -> tuple[int, int, Image.Exif, str]:
+    """Size, EXIF and Pillow's mode, reading no pixel."""
+    if sniffed == "HEIF":
+        heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=True)
+        exif = Image.Exif()
+        if heif.info.get("exif"):
+            exif.load(heif.info["exif"])
+        # libheif applies the file's rotation and mirroring itself, and its
+        # EXIF orientation is advice already followed: upright as decoded.
+        exif[ExifTags.Base.Orientation] = 1
+        return heif.size[0], heif.size[1], exif, heif.mode
+    with Image.open(path) as img:
+        return img.size[0], img.size[1], img.getexif(), img.mode
+
+
+def probe(path: str, *, filename: str, max_pixels: int, max_decode_bytes: int = 2**30) -> ImageInfo:
     """Header-only checks: cheap, and before any pixel is decoded."""
     if os.path.getsize(path) == 0:
         raise ImageRejected("The file is empty (0 bytes).")
     with open(path, "rb") as fh:
         sniffed = sniff_format(fh.read(16))
     if sniffed is None:
-        raise ImageRejected("This is not a JPEG, PNG, WebP or TIFF image.")
+        raise ImageRejected("This is not a JPEG, PNG, WebP, TIFF or HEIC image.")
     ext = _extension(filename)
     if ext not in FORMATS[sniffed][1]:
         raise ImageRejected(
             f"The file is named .{ext or '(none)'} but it is a {sniffed} image. Rename it and upload again."
         )
+    if sniffed == "HEIF" and pillow_heif is None:
+        raise ImageRejected(HEIC_UNSUPPORTED)
     try:
-        with Image.open(path) as img:
-            width, height = img.size
-            if width * height > max_pixels:
-                raise ImageRejected(
-                    f"The image is {width}x{height} ({width * height / 1e6:.0f} megapixels); "
-                    f"the limit is {max_pixels / 1e6:.0f} megapixels."
-                )
-            exif = img.getexif()
-    except ImageRejected:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageRejected("The image is damaged and cannot be read.") from exc
-    orientation = int(exif.get(ExifTags.Base.Orientation, 1) or 1)
+        width, height, exif, mode = _header(path, sniffed)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as exc:
+        unsupported = _unsupported_tiff(path) if sniffed == "TIFF" else None
+        raise (unsupported or ImageRejected("The image is damaged and cannot be read.")) from exc
+    if width * height > max_pixels:
+        raise ImageRejected(
+            f"The image is {width}x{height} ({width * height / 1e6:.0f} megapixels); "
+            f"the limit is {max_pixels / 1e6:.0f} megapixels."
+        )
+    orientation = orientation_of(exif)
     # Pillow reports a TIFF's size already oriented; other formats as stored.
     if orientation in (5, 6, 7, 8) and sniffed != "TIFF":
         width, height = height, width
-    return ImageInfo(sniffed, width, height, orientation, _captured_at(exif))
+    info = ImageInfo(sniffed, width, height, orientation, _captured_at(exif), adobe_rgb=colour.says_adobe_rgb(exif))
+    frame = jpeg_frame(path) if sniffed == "JPEG" else None
+    if sniffed == "JPEG" and frame is None:
+        raise ImageRejected("The image is damaged and cannot be read.")
+    if frame is not None:
+        _check_jpeg_data(path, frame)
+    bands = len(mode) if mode not in ("I;16", "I;16B", "I", "F") else 1
+    sample = 2 if "16" in mode or mode in ("I", "F") else 1
+    needed = decode_bytes(info, bands=max(bands, 3), sample_bytes=sample, frame=frame)
+    if needed > max_decode_bytes:
+        raise _too_much_memory(needed, max_decode_bytes)
+    return info
 
 
 def _jpeg_shrink(long_edge: int, target: int) -> int:
@@ -145,19 +325,44 @@ def _jpeg_shrink(long_edge: int, target: int) -> int:
     return shrink
 
 
-def decode(path: str, info: ImageInfo, target: int) -> pyvips.Image:
-    """Decode once, shrinking on load; oriented, 8-bit sRGB, no metadata kept.
-
-    The result is materialised in memory: every size is cut from it. Rotating
-    by 90 degrees reads the source out of order, so those open with random
-    access (notes, pitfall 3)."""
-    rotated = info.orientation in (5, 6, 7, 8)
-    options: dict[str, Any] = {"access": "random" if rotated else "sequential", "fail_on": "truncated"}
+def _load(path: str, info: ImageInfo, target: int, fail_on: str) -> pyvips.Image:
+    if info.format == "HEIF":
+        heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=True)
+        picture = heif.to_pillow()
+        if picture.mode not in ("RGB", "RGBA"):
+            picture = picture.convert("RGB")
+        image = pyvips.Image.new_from_memory(
+            picture.tobytes(), picture.width, picture.height, len(picture.mode), "uchar"
+        )
+        icc = heif.info.get("icc_profile")
+        if icc:
+            image = image.copy()
+            image.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc)
+        return image
+    # Mirroring left-right reads the source in order; every other flip or
+    # rotation reads it bottom-up or column-wise: those open with random
+    # access (notes, pitfall 3), or they fail as "out of order".
+    in_order = info.orientation in (1, 2)
+    options: dict[str, Any] = {"access": "sequential" if in_order else "random", "fail_on": fail_on}
     if info.format == "JPEG":
         options["shrink"] = _jpeg_shrink(max(info.width, info.height), target)
-    image = pyvips.Image.new_from_file(path, **options)
+    return pyvips.Image.new_from_file(path, **options)
+
+
+def decode(path: str, info: ImageInfo, target: int, *, fail_on: str = "warning") -> pyvips.Image:
+    """Decode once, shrinking on load; oriented, 8-bit sRGB, no metadata kept.
+
+    The result is materialised in memory: every size is cut from it."""
+    image = _load(path, info, target, fail_on).copy()
+    # Ours, not libvips' own reading of the tag: the access mode above and
+    # the size recorded were chosen for this orientation.
+    image.set_type(pyvips.GValue.gint_type, "orientation", info.orientation)
     image = image.autorot()
     if image.get_typeof("icc-profile-data"):
+        image = image.icc_transform("srgb", embedded=True, intent="perceptual")
+    elif info.adobe_rgb and image.bands in (3, 4):
+        image = image.copy()
+        image.set_type(pyvips.GValue.blob_type, "icc-profile-data", colour.adobe_rgb_profile())
         image = image.icc_transform("srgb", embedded=True, intent="perceptual")
     elif image.interpretation not in ("srgb", "b-w") or image.format != "uchar":
         image = image.colourspace("srgb")
@@ -166,6 +371,11 @@ def decode(path: str, info: ImageInfo, target: int) -> pyvips.Image:
     if image.bands == 2:  # grey + alpha
         image = image.colourspace("srgb")
     return image.copy_memory()
+
+
+def _ended_early(error: pyvips.Error) -> bool:
+    message = str(error).lower()
+    return "premature end" in message or "truncat" in message or "end of" in message
 
 
 def _to_pillow(image: pyvips.Image) -> Image.Image:
@@ -195,15 +405,34 @@ def resize_cascade(image: pyvips.Image) -> list[tuple[str, pyvips.Image]]:
 
 
 def make_derivatives(
-    path: str, *, filename: str, max_pixels: int, quality: int = 82, method: int = 4
+    path: str,
+    *,
+    filename: str,
+    max_pixels: int,
+    quality: int = 82,
+    method: int = 4,
+    max_decode_bytes: int = 2**30,
 ) -> tuple[ImageInfo, list[Derivative]]:
-    info = probe(path, filename=filename, max_pixels=max_pixels)
+    info = probe(path, filename=filename, max_pixels=max_pixels, max_decode_bytes=max_decode_bytes)
     try:
-        steps = resize_cascade(decode(path, info, SIZES[0][1]))
+        try:
+            # Strict first: libjpeg only warns when the data ends before the
+            # frame does, and fills the rest with grey.
+            steps = resize_cascade(decode(path, info, SIZES[0][1], fail_on="warning"))
+        except pyvips.Error as exc:
+            if _ended_early(exc):
+                raise
+            # Other warnings ("extraneous bytes before marker"...) are common
+            # in camera files and harmless: decode again, refusing only
+            # truncation.
+            steps = resize_cascade(decode(path, info, SIZES[0][1], fail_on="truncated"))
     except pyvips.Error as exc:
-        message = str(exc).lower()
-        if "truncat" in message or "premature" in message or "end of" in message:
+        if _ended_early(exc):
             raise ImageRejected("The file is truncated: the upload did not finish. Upload it again.") from exc
+        if "memory" in str(exc).lower():
+            raise _too_much_memory(decode_bytes(info), max_decode_bytes) from exc
+        raise ImageRejected("The image is damaged and cannot be decoded.") from exc
+    except (OSError, ValueError, SyntaxError) as exc:  # pillow-heif's decoding errors
         raise ImageRejected("The image is damaged and cannot be decoded.") from exc
     derivatives = []
     for name, image in steps:

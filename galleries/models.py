@@ -55,6 +55,11 @@ class Gallery(StudioOwnedModel, TimestampedModel):
         null=True, blank=True, validators=[MinValueValidator(1)], help_text='"Choose up to N" (empty: no limit).'
     )
     ask_visitor_identity = models.BooleanField(default=False, help_text="Ask visitors for name and email first.")
+    # Off: each visitor sees the studio's folders (read-only) and their own.
+    # On: visitors see and change each other's folders (a couple choosing together).
+    shared_selection = models.BooleanField(
+        default=False, help_text="Visitors see and change each other's folders, e.g. a couple choosing together."
+    )
     assigned_members = models.ManyToManyField("studio.Membership", blank=True, related_name="assigned_galleries")
     assigned_team = models.ForeignKey(
         "teams.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="galleries"
@@ -76,11 +81,13 @@ class Gallery(StudioOwnedModel, TimestampedModel):
         "download_permission",
         "selection_limit",
         "ask_visitor_identity",
+        "shared_selection",
         "assigned_team",
     )
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name_plural = "galleries"
         constraints = [models.UniqueConstraint(fields=["studio", "access_code"], name="gallery_unique_code")]
 
     def __str__(self) -> str:
@@ -126,10 +133,19 @@ class Asset(StudioOwnedModel, TimestampedModel):
     gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="assets")
     batch = models.ForeignKey(UploadBatch, on_delete=models.SET_NULL, null=True, blank=True, related_name="assets")
     original_filename = models.CharField(max_length=255)
+    # Where the original lives once complete has checked it. Nothing is ever
+    # uploaded there: the browser posts to upload_key, a one-time key that
+    # complete moves here, so a second POST with a still-valid target cannot
+    # replace an original after it was checked.
     storage_key = models.CharField(max_length=500, unique=True)
+    upload_key = models.CharField(max_length=500, blank=True)
     content_type = models.CharField(max_length=50)
     size = models.PositiveBigIntegerField(help_text="Bytes of the original.")
+    # Of the stored original, recorded when it is first processed and checked
+    # again before every later processing.
     sha256 = models.CharField(max_length=64, blank=True)
+    # What the client announced when asking for the upload target, if anything.
+    expected_sha256 = models.CharField(max_length=64, blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
     captured_at = models.DateTimeField(null=True, blank=True)
@@ -139,6 +155,12 @@ class Asset(StudioOwnedModel, TimestampedModel):
     # When the derivative job reached the broker. Empty while processing: it
     # did not (the broker was down), and the sweeper queues it again.
     derivatives_queued_at = models.DateTimeField(null=True, blank=True)
+    # Set when a derivative job starts; with the two fields around it, the
+    # sweeper tells a job that never started from one whose worker died.
+    processing_started_at = models.DateTimeField(null=True, blank=True)
+    # How often the sweeper queued the job again: it gives up (failed, with
+    # the reason) after DERIVATIVE_MAX_SWEEPS.
+    sweeps = models.PositiveSmallIntegerField(default=0)
     # {"large": {"key", "width", "height", "bytes"}, "medium": {...}, "thumb": {...}}
     derivatives = models.JSONField(default=dict, blank=True)
     derivative_bytes = models.PositiveBigIntegerField(default=0)
@@ -214,7 +236,19 @@ class Folder(StudioOwnedModel, TimestampedModel):
 
     class Meta:
         ordering = ["sort_order", "created_at"]
-        constraints = [models.UniqueConstraint(fields=["gallery", "name"], name="folder_unique_name")]
+        constraints = [
+            # Names are unique among the studio's folders, and among each
+            # visitor's own: another visitor's private folder names are
+            # none of your business, not even as a "name taken".
+            models.UniqueConstraint(
+                fields=["gallery", "name"], condition=Q(created_by_visitor__isnull=True), name="folder_unique_name"
+            ),
+            models.UniqueConstraint(
+                fields=["gallery", "created_by_visitor", "name"],
+                condition=Q(created_by_visitor__isnull=False),
+                name="folder_unique_name_per_visitor",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -9,8 +9,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Avg, Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import (
+    Avg,
+    BigIntegerField,
+    Case,
+    Count,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
 from galleries.models import (
@@ -29,15 +43,79 @@ from studio.models import Studio
 from studio.tenancy import unscoped
 
 
-def storage_usage(studio: Studio) -> int:
-    """Bytes held for the studio: originals and derivatives of every asset that
-    is not failed (failed uploads are deleted from storage)."""
-    totals = (
-        Asset.objects.filter(studio=studio)
-        .exclude(status=AssetStatus.FAILED)
-        .aggregate(total=Coalesce(Sum(F("size") + F("derivative_bytes")), 0))
+def derivative_estimate(size: int) -> int:
+    """What a photo's derivatives will take before they exist: at most
+    DERIVATIVE_ESTIMATE_BYTES (three WebP sizes of a 24 MP photo measure
+    about 0.4 MB), and no more than the original itself."""
+    return min(size, settings.DERIVATIVE_ESTIMATE_BYTES)
+
+
+def storage_usage(studio: Studio, *, now: datetime | None = None) -> int:
+    """Bytes the studio stores, or has been promised room for:
+
+    - a ready photo: its original and its derivatives, as measured;
+    - a photo processing: its original and an estimate of its derivatives;
+    - a failed photo: its original (kept until the cleanup's retention);
+    - an upload target handed out: the file and the estimate, reserved until
+      UPLOAD_RESERVATION_SECONDS after it was given, then released (a target
+      never used stops counting)."""
+    now = now or timezone.now()
+    estimate = Least(F("size"), Value(settings.DERIVATIVE_ESTIMATE_BYTES))
+    reserved_since = now - timedelta(seconds=settings.UPLOAD_RESERVATION_SECONDS)
+    stored = Case(
+        When(status=AssetStatus.READY, then=F("size") + F("derivative_bytes")),
+        When(status=AssetStatus.PROCESSING, then=F("size") + estimate),
+        When(status=AssetStatus.FAILED, then=F("size") + F("derivative_bytes")),
+        When(status=AssetStatus.AWAITING_UPLOAD, created_at__gte=reserved_since, then=F("size") + estimate),
+        default=Value(0),
+        output_field=BigIntegerField(),
     )
+    totals = Asset.objects.filter(studio=studio).aggregate(total=Coalesce(Sum(stored), 0))
     return int(totals["total"])
+
+
+# Where the studio admin and the API start warning, as fractions of the quota.
+STORAGE_WARNING_LEVELS = ((0.95, "critical"), (0.80, "warning"))
+
+
+def storage_report(studio: Studio, *, now: datetime | None = None) -> dict[str, Any]:
+    """The studio's storage, as its owner reads it: bytes of originals and
+    of derivatives (measured), bytes reserved for uploads and derivatives on
+    their way (estimates), photos stored, the quota and how full it is.
+    ``used_bytes`` is what uploads are checked against (storage_usage), so
+    the figure shown and the figure enforced never disagree."""
+    now = now or timezone.now()
+    estimate = Least(F("size"), Value(settings.DERIVATIVE_ESTIMATE_BYTES))
+    reserved_since = now - timedelta(seconds=settings.UPLOAD_RESERVATION_SECONDS)
+    stored = Q(status__in=[AssetStatus.READY, AssetStatus.PROCESSING, AssetStatus.FAILED])
+    waiting = Q(status=AssetStatus.AWAITING_UPLOAD, created_at__gte=reserved_since)
+    big = BigIntegerField()
+    totals = Asset.objects.filter(studio=studio).aggregate(
+        originals=Coalesce(Sum("size", filter=stored), 0, output_field=big),
+        derivatives=Coalesce(
+            Sum("derivative_bytes", filter=Q(status__in=[AssetStatus.READY, AssetStatus.FAILED])), 0, output_field=big
+        ),
+        coming=Coalesce(Sum(estimate, filter=Q(status=AssetStatus.PROCESSING)), 0, output_field=big),
+        targets=Coalesce(Sum(F("size") + estimate, filter=waiting), 0, output_field=big),
+        photos=Count("pk", filter=stored),
+        ready=Count("pk", filter=Q(status=AssetStatus.READY)),
+    )
+    used = int(totals["originals"] + totals["derivatives"] + totals["coming"] + totals["targets"])
+    quota = studio.storage_quota_bytes
+    fraction = used / quota if quota else 1.0
+    level = next((name for threshold, name in STORAGE_WARNING_LEVELS if fraction >= threshold), "ok")
+    return {
+        "quota_bytes": quota,
+        "used_bytes": used,
+        "free_bytes": max(quota - used, 0),
+        "used_fraction": round(fraction, 4),
+        "originals_bytes": int(totals["originals"]),
+        "derivatives_bytes": int(totals["derivatives"]),
+        "reserved_bytes": int(totals["coming"] + totals["targets"]),
+        "photos": totals["photos"],
+        "photos_ready": totals["ready"],
+        "level": level,
+    }
 
 
 def batch_progress(batch: UploadBatch) -> dict[str, int]:
@@ -52,11 +130,12 @@ def live_selection(gallery: Gallery) -> Selection | None:
 
 
 def chosen_assets(gallery: Gallery) -> Any:
-    """What a selection contains: ready photos, not in the trash, that were
-    rated or put in a folder."""
+    """What a selection contains: ready photos, not in the trash, that a
+    client rated or put in one of their folders. The studio's own folders
+    (read-only to clients) are its curation, not the client's choice."""
     return (
         Asset.objects.filter(gallery=gallery, status=AssetStatus.READY, trashed_at=None)
-        .filter(Q(ratings__isnull=False) | Q(placements__isnull=False))
+        .filter(Q(ratings__isnull=False) | Q(placements__folder__created_by_visitor__isnull=False))
         .distinct()
         .order_by("sort_order", "created_at")
     )
@@ -104,12 +183,15 @@ def portal_assets(assets: QuerySet[Asset], *, visitor: Visitor) -> QuerySet[Asse
     return assets.filter(status=AssetStatus.READY).annotate(my_stars=my_stars)
 
 
-def folder_ids_by_asset(assets: list[Asset]) -> dict[Any, list[str]]:
+def folder_ids_by_asset(assets: list[Asset], *, visible: QuerySet[Folder] | None = None) -> dict[Any, list[str]]:
     """The folders of a page of photos in one flat query: prefetching
     Placement models cost more than the rest of the request
-    (bench/gallery_list.py)."""
+    (bench/gallery_list.py). ``visible`` limits them to the folders a
+    visitor may see."""
     folders: dict[Any, list[str]] = {}
     rows = Placement.objects.filter(asset__in=assets).order_by("folder__sort_order")
+    if visible is not None:
+        rows = rows.filter(folder__in=visible)
     for asset_id, folder_id in rows.values_list("asset_id", "folder_id"):
         folders.setdefault(asset_id, []).append(str(folder_id))
     return folders
@@ -123,17 +205,32 @@ def asset_counts_by_status(gallery: Gallery) -> dict[str, int]:
     return dict(Asset.objects.filter(gallery=gallery).values_list("status").annotate(n=Count("pk")))
 
 
-def stuck_assets(*, now: datetime | None = None, limit: int = 1000) -> list[tuple[Any, Any]]:
-    """(studio id, asset id) of photos still processing whose job never
-    reached the broker (for longer than a minute), or reached it longer ago
-    than DERIVATIVES_STUCK_AFTER_SECONDS (the message or the worker was lost).
-    Across studios: which studios have work is the question."""
+def stuck_assets(*, now: datetime | None = None, limit: int = 1000) -> list[tuple[Any, Any, int]]:
+    """(studio id, asset id, sweeps so far) of photos still processing whose
+    job never reached the broker (for a minute), reached it longer ago than
+    DERIVATIVE_STUCK_AFTER_SECONDS and never started (the message was lost),
+    or started longer ago than its hard time limit and never ended (the
+    worker died). Across studios: which studios have work is the question."""
     now = now or timezone.now()
     never_queued = Q(derivatives_queued_at__isnull=True, updated_at__lt=now - timedelta(minutes=1))
-    lost = Q(derivatives_queued_at__lt=now - timedelta(seconds=settings.DERIVATIVES_STUCK_AFTER_SECONDS))
+    lost = Q(derivatives_queued_at__lt=now - timedelta(seconds=settings.DERIVATIVES_STUCK_AFTER_SECONDS)) & (
+        Q(processing_started_at__isnull=True) | Q(processing_started_at__lt=F("derivatives_queued_at"))
+    )
+    died = Q(
+        processing_started_at__gte=F("derivatives_queued_at"),
+        processing_started_at__lt=now - timedelta(seconds=settings.DERIVATIVE_TIME_LIMIT + 60),
+    )
     with unscoped():
         return list(
-            Asset.objects.filter(never_queued | lost, status=AssetStatus.PROCESSING, studio__is_active=True)
+            Asset.objects.filter(never_queued | lost | died, status=AssetStatus.PROCESSING, studio__is_active=True)
             .order_by("updated_at")
-            .values_list("studio_id", "pk")[:limit]
+            .values_list("studio_id", "pk", "sweeps")[:limit]
         )
+
+
+def visible_folders(folders: QuerySet[Folder], *, gallery: Gallery, visitor: Visitor) -> QuerySet[Folder]:
+    """The folders a visitor sees: the studio's, their own, and with a shared
+    selection the other visitors' too."""
+    if gallery.shared_selection:
+        return folders
+    return folders.filter(Q(created_by_visitor=None) | Q(created_by_visitor=visitor))

@@ -8,13 +8,19 @@ POST policies, HEAD, ranged reads, overwriting a fixed key) is done here.
 
 Keys are laid out per studio and gallery::
 
-    studios/<studio>/galleries/<gallery>/originals/<asset>.<ext>
+    studios/<studio>/galleries/<gallery>/uploads/<asset>-<random>.<ext>   one-time upload target
+    studios/<studio>/galleries/<gallery>/originals/<asset>.<ext>          checked original
     studios/<studio>/galleries/<gallery>/derivatives/<asset>/<size>.webp
+
+Browsers post to the one-time upload key; complete checks the object there
+and moves it to the original's key, which no upload target ever names.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,6 +61,12 @@ def original_key(asset: Any, extension: str) -> str:
     return f"studios/{asset.studio_id}/galleries/{asset.gallery_id}/originals/{asset.pk}.{extension}"
 
 
+def upload_key(asset: Any, extension: str) -> str:
+    """A key nobody can guess or reuse: complete moves what arrives there."""
+    token = secrets.token_urlsafe(12)
+    return f"studios/{asset.studio_id}/galleries/{asset.gallery_id}/uploads/{asset.pk}-{token}.{extension}"
+
+
 def derivative_key(asset: Any, size: str) -> str:
     return f"studios/{asset.studio_id}/galleries/{asset.gallery_id}/derivatives/{asset.pk}/{size}.webp"
 
@@ -71,11 +83,21 @@ class MediaStore:
     def read_head(self, key: str, length: int) -> bytes:
         raise NotImplementedError
 
+    def peek(self, key: str, length: int) -> tuple[ObjectInfo, bytes] | None:
+        """Size, type and the first ``length`` bytes in one round trip, or
+        None when there is no such object."""
+        raise NotImplementedError
+
     def download(self, key: str, fileobj: IO[bytes]) -> str:
         """Copy the object into ``fileobj``; return its SHA-256."""
         raise NotImplementedError
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
+        raise NotImplementedError
+
+    def copy(self, source: str, target: str) -> None:
+        """Copy an object to another key, its type kept (delete the source in
+        bulk afterwards: one call per thousand keys on S3)."""
         raise NotImplementedError
 
     def delete(self, keys: list[str]) -> None:
@@ -149,6 +171,24 @@ class S3MediaStore(MediaStore):
         with self._errors("read", key):
             return response["Body"].read()
 
+    def peek(self, key: str, length: int) -> tuple[ObjectInfo, bytes] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self._call("get_object", Bucket=self.bucket, Key=key, Range=f"bytes=0-{length - 1}")
+        except FileNotFoundError:
+            return None
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "InvalidRange":
+                raise
+            info = self.head(key)  # an empty object has no byte 0 to range over
+            return (info, b"") if info is not None else None
+        with self._errors("read", key):
+            head = response["Body"].read()
+        total = response.get("ContentRange", "").rpartition("/")[2]
+        size = int(total) if total.isdigit() else response["ContentLength"]
+        return ObjectInfo(size=size, content_type=response.get("ContentType", "")), head
+
     def download(self, key: str, fileobj: IO[bytes]) -> str:
         writer = _HashingWriter(fileobj)
         response = self._call("get_object", Bucket=self.bucket, Key=key)
@@ -165,6 +205,17 @@ class S3MediaStore(MediaStore):
             Body=data,
             ContentType=content_type,
             CacheControl="private, max-age=31536000, immutable",
+        )
+
+    def copy(self, source: str, target: str) -> None:
+        # CopyObject handles objects up to 5 GB in one call; originals are
+        # capped far below (UPLOAD_MAX_BYTES). Server-side: no bytes travel.
+        self._call(
+            "copy_object",
+            Bucket=self.bucket,
+            Key=target,
+            CopySource={"Bucket": self.bucket, "Key": source},
+            MetadataDirective="COPY",
         )
 
     def delete(self, keys: list[str]) -> None:
@@ -213,6 +264,10 @@ class LocalMediaStore(MediaStore):
         with open(self._path(key), "rb") as fh:
             return fh.read(length)
 
+    def peek(self, key: str, length: int) -> tuple[ObjectInfo, bytes] | None:
+        info = self.head(key)
+        return (info, self.read_head(key, length)) if info is not None else None
+
     def download(self, key: str, fileobj: IO[bytes]) -> str:
         writer = _HashingWriter(fileobj)
         with open(self._path(key), "rb") as fh:
@@ -236,6 +291,22 @@ class LocalMediaStore(MediaStore):
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(data)
         tmp.replace(path)  # atomic: a reader never sees half a file
+
+    def copy(self, source: str, target: str) -> None:
+        # A hard link: no bytes copied, and deleting the source name later
+        # leaves the target whole. Atomic through a temporary name.
+        src, dst = self._path(source), self._path(target)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", ".type"):
+            origin = src.with_name(src.name + suffix)
+            if suffix and not origin.exists():
+                continue
+            tmp = dst.with_name(f"{dst.name}{suffix}.{secrets.token_hex(4)}.tmp")
+            try:
+                os.link(origin, tmp)
+            except OSError:  # another filesystem, or links not allowed
+                shutil.copyfile(origin, tmp)
+            tmp.replace(dst.with_name(dst.name + suffix))
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:

@@ -7,14 +7,19 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 
 from galleries import selectors, services
 from galleries.models import Asset
 from galleries.storage import StorageError, media_store
+from studio import context
+from studio.models import Studio
 from studio.tasks import enqueue, studio_task
-from studio.tenancy import unscoped
+from studio.tenancy import studio_scope, unscoped
 
+SWEEPER = "task:galleries.sweep_stuck_assets"
 _RETRY = {
     "autoretry_for": (StorageError,),
     "retry_backoff": 5,
@@ -24,9 +29,12 @@ _RETRY = {
 }
 
 
-# A 100-megapixel original decodes, resizes and encodes in a few seconds;
-# the limit leaves room for a slow download of a 250 MB file.
-@studio_task(name="galleries.make_derivatives", soft_time_limit=300, time_limit=360, **_RETRY)
+@studio_task(
+    name="galleries.make_derivatives",
+    soft_time_limit=settings.DERIVATIVE_SOFT_TIME_LIMIT,
+    time_limit=settings.DERIVATIVE_TIME_LIMIT,
+    **_RETRY,
+)
 def make_derivatives(studio: Any, asset_id: str, force: bool = False) -> str | None:
     asset = services.asset_process(asset_id=asset_id, force=force)
     return asset.status if asset is not None else None
@@ -43,13 +51,24 @@ def delete_objects(studio: Any, keys: list[str]) -> int:
 
 @shared_task(name="galleries.sweep_stuck_assets", soft_time_limit=60, time_limit=90)
 def sweep_stuck_assets() -> int:
-    """Celery beat, every minute: queue again the derivatives of photos whose
-    job never reached the broker, or was lost on the way."""
+    """Celery beat, every minute: photos still processing whose job never
+    reached the broker, was lost on the way, or whose worker died are queued
+    again, at most DERIVATIVE_MAX_SWEEPS times; then they are failed, with
+    the reason. Returns how many were queued again."""
+    stuck = selectors.stuck_assets()
+    spent: dict[Any, list[Any]] = {}
     queued = []
-    for studio_id, asset_id in selectors.stuck_assets():
-        if not enqueue(make_derivatives, str(studio_id), str(asset_id)):
+    for studio_id, asset_id, sweeps in stuck:
+        if sweeps >= settings.DERIVATIVE_MAX_SWEEPS:
+            spent.setdefault(studio_id, []).append(asset_id)
+        elif not enqueue(make_derivatives, str(studio_id), str(asset_id)):
             break  # the broker is down: the next sweep tries again
-        queued.append(asset_id)
+        else:
+            queued.append(asset_id)
     with unscoped():  # the ids came from every studio's stuck photos
-        Asset.objects.filter(pk__in=queued).update(derivatives_queued_at=timezone.now())
+        Asset.objects.filter(pk__in=queued).update(derivatives_queued_at=timezone.now(), sweeps=F("sweeps") + 1)
+        studios = Studio.objects.in_bulk(list(spent))
+    for studio_id, asset_ids in spent.items():
+        with studio_scope(studios[studio_id]), context.acting_as(context.Actor.system(SWEEPER)):
+            services.assets_give_up(asset_ids=asset_ids)
     return len(queued)

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from galleries.models import Asset, AssetStatus
 from galleries.storage import LOCAL_UPLOAD_SALT, LocalMediaStore, media_store
+from studio.error_codes import ErrorCode
 from studio.errors import error_body
 from studio.tenancy import unscoped
 
@@ -18,7 +19,7 @@ _MULTIPART_OVERHEAD = 16 * 1024
 
 
 def _refuse(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse(error_body(code, message), status=status)
+    return JsonResponse(error_body(ErrorCode(code).value, message), status=status)  # registered, or ValueError
 
 
 @csrf_exempt  # like S3: the signed policy is the credential, not a cookie
@@ -48,7 +49,7 @@ def local_upload(request: HttpRequest) -> HttpResponse:
     if upload.size != policy["size"]:
         return _refuse(400, "ENTITY_SIZE_MISMATCH", f"The file is {upload.size} bytes, not {policy['size']}.")
     with unscoped():  # the signed key names the asset, whichever studio it is in
-        waiting = Asset.objects.filter(storage_key=policy["key"], status=AssetStatus.AWAITING_UPLOAD).exists()
+        waiting = Asset.objects.filter(upload_key=policy["key"], status=AssetStatus.AWAITING_UPLOAD).exists()
     if not waiting:
         return _refuse(409, "UPLOAD_NOT_EXPECTED", "This file was already uploaded or the upload was cancelled.")
     store = media_store()

@@ -8,6 +8,7 @@ their role's scopes, as in the API.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -16,6 +17,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils.html import format_html_join
 
 from studio import services
 from studio.errors import DomainError
@@ -185,12 +187,29 @@ class ReadOnlyStudioModelAdmin(StudioModelAdmin):
         return False
 
 
+# Read-only panels on the studio's page, added by apps from their admin
+# module: (label, callable(studio) -> HTML). The core imports no app.
+STUDIO_PANELS: list[tuple[str, Callable[[Studio], str]]] = []
+
+
+def register_studio_panel(label: str, render: Callable[[Studio], str]) -> None:
+    STUDIO_PANELS.append((label, render))
+
+
 @admin.register(Studio)
 class StudioAdmin(ServiceAdmin):
     list_display = ["name", "slug", "timezone", "is_active", "created_at"]
     search_fields = ["name", "slug"]
-    readonly_fields = ["slug", "is_active", "created_at"]
-    fields = ["slug", *Studio.EDITABLE_FIELDS, "is_active", "created_at"]
+    readonly_fields = ["slug", "is_active", "created_at", "panels"]
+    fields = ["slug", *Studio.EDITABLE_FIELDS, "is_active", "created_at", "panels"]
+
+    @admin.display(description="At a glance")
+    def panels(self, studio: Studio) -> str:
+        if not STUDIO_PANELS:
+            return "–"
+        return format_html_join(
+            "", "<div><strong>{}</strong>: {}</div>", ((label, render(studio)) for label, render in STUDIO_PANELS)
+        )
 
     def get_queryset(self, request: HttpRequest) -> Any:
         queryset = super().get_queryset(request)
@@ -262,3 +281,14 @@ class UserAdmin(DjangoUserAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # deactivate: users with history are kept
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Unticking "active" is a deactivation: the service ends the user's
+        tokens and sessions and records it; a bare save would leave them."""
+        deactivating = change and "is_active" in form.changed_data and not obj.is_active
+        if deactivating:
+            obj.is_active = True  # the service makes this change, under its lock
+        super().save_model(request, obj, form, change)
+        if deactivating:
+            services.user_deactivate(user=obj)
+            obj.is_active = False

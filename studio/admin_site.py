@@ -3,7 +3,8 @@
 Staff reach the admin through their memberships. Each admin request runs in
 the scope of one studio, the one chosen in the header (kept in the session),
 so every changelist, form choice and lookup shows that studio's rows only.
-Superusers (platform operators) work unscoped and see every studio.
+Times are shown and read in that studio's zone. Superusers (platform
+operators) work unscoped, in UTC, and see every studio.
 Kept apart from studio.admin so the site can be built before ModelAdmins load.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -18,6 +20,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -25,6 +28,16 @@ from studio import selectors
 from studio.tenancy import studio_scope, unscoped
 
 SESSION_KEY = "admin_studio_id"
+
+# What staff should not miss, on every admin page (a quota nearly full).
+# Apps register callables ``(request, studio) -> list[str]`` from their admin
+# module (galleries: storage), so the core needs no app.
+NOTICES: list[Callable[[HttpRequest, Any], list[str]]] = []
+
+
+def register_notice(provider: Callable[[HttpRequest, Any], list[str]]) -> Callable[[HttpRequest, Any], list[str]]:
+    NOTICES.append(provider)
+    return provider
 
 
 class StudioAdminSite(admin.AdminSite):
@@ -63,7 +76,12 @@ class StudioAdminSite(admin.AdminSite):
         request.admin_memberships = memberships
         request.admin_membership = membership
         request.admin_studio = membership.studio
-        return studio_scope(membership.studio)
+        stack = contextlib.ExitStack()
+        stack.enter_context(studio_scope(membership.studio))
+        # Staff read and type times in their studio's zone: lists, forms,
+        # the date drill-down (it groups by the active zone's days).
+        stack.enter_context(timezone.override(membership.studio.timezone))
+        return stack
 
     def admin_view(self, view: Any, cacheable: bool = False) -> Any:
         inner = super().admin_view(view, cacheable)
@@ -99,4 +117,7 @@ class StudioAdminSite(admin.AdminSite):
         ctx = super().each_context(request)
         ctx["admin_studio"] = getattr(request, "admin_studio", None)
         ctx["admin_memberships"] = getattr(request, "admin_memberships", [])
+        ctx["admin_timezone"] = timezone.get_current_timezone_name()
+        studio = ctx["admin_studio"]
+        ctx["admin_notices"] = [text for provider in NOTICES for text in provider(request, studio)] if studio else []
         return ctx

@@ -7,3 +7,9 @@ class StudioConfig(AppConfig):
     name = "studio"
     verbose_name = "Platform"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from studio import checks  # noqa: F401 - registers the system checks
+        from studio.accounts import connect_signals
+
+        connect_signals()

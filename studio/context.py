@@ -8,11 +8,22 @@ management commands bind a system actor with ``acting_as``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
+
+# C0 controls (NUL among them), DEL and C1 controls. PostgreSQL refuses NUL in
+# text and jsonb, so a header or query string carrying one made every audited
+# write fail; the others only garble logs and CSV exports.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(value: str) -> str:
+    """``value`` without control characters: what we store of what a client sent."""
+    return _CONTROL_CHARACTERS.sub("", value)
 
 
 class ActorType:
@@ -20,7 +31,14 @@ class ActorType:
     VISITOR = "visitor"
     CLIENT = "client"
     SYSTEM = "system"
-    CHOICES = [(USER, "Staff user"), (VISITOR, "Gallery visitor"), (CLIENT, "Booking client"), (SYSTEM, "System")]
+    ANONYMOUS = "anonymous"  # someone not signed in, e.g. a failed sign-in
+    CHOICES = [
+        (USER, "Staff user"),
+        (VISITOR, "Gallery visitor"),
+        (CLIENT, "Booking client"),
+        (SYSTEM, "System"),
+        (ANONYMOUS, "Not signed in"),
+    ]
 
 
 @dataclass(frozen=True)
@@ -44,6 +62,10 @@ class Actor:
     def client(cls, email: str, name: str = "") -> Actor:
         label = f"{name} <{email}>" if name else email
         return cls(type=ActorType.CLIENT, label=f"{label} (booking client)", ref=email[:100])
+
+    @classmethod
+    def anonymous(cls, label: str) -> Actor:
+        return cls(type=ActorType.ANONYMOUS, label=label, ref="")
 
     @classmethod
     def system(cls, name: str) -> Actor:

@@ -17,6 +17,7 @@ class ErrorCode(models.TextChoices):
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED", "This endpoint does not take that HTTP method."
     THROTTLED = "THROTTLED", "Too many requests: see details.retry_after_seconds."
     NOT_FOUND = "NOT_FOUND", "No such object here (or none you may see)."
+    INVALID_CURSOR = "INVALID_CURSOR", "The cursor is not one this list gave out: start again without it."
     SERVER_ERROR = "SERVER_ERROR", "Something went wrong on our side; the request id helps us find it."
     ERROR = "ERROR", "An error without a more specific code."
     # --- who you are ----------------------------------------------------------------------------------
@@ -43,6 +44,12 @@ class ErrorCode(models.TextChoices):
     INVALID_PIN = "INVALID_PIN", "A PIN is 4 to 8 digits."
     INVALID_COVER = "INVALID_COVER", "The cover must be a ready photo of this gallery."
     STORAGE_QUOTA_EXCEEDED = "STORAGE_QUOTA_EXCEEDED", "The upload would exceed the quota: see details."
+    # The embedded default's upload target (S3's presigned POST answers in XML).
+    UPLOAD_EXPIRED = "UPLOAD_EXPIRED", "The upload link expired: ask for a new one."
+    UPLOAD_POLICY_INVALID = "UPLOAD_POLICY_INVALID", "The upload does not match its signed link."
+    ENTITY_TOO_LARGE = "ENTITY_TOO_LARGE", "The file is larger than announced."
+    ENTITY_SIZE_MISMATCH = "ENTITY_SIZE_MISMATCH", "The file's size is not the one announced."
+    UPLOAD_NOT_EXPECTED = "UPLOAD_NOT_EXPECTED", "The file was already uploaded, or the upload was cancelled."
     NO_FINALIZED_SELECTION = "NO_FINALIZED_SELECTION", "There is no finalised selection to reopen."
     # --- galleries: the client portal ----------------------------------------------------------------------
     ACCESS_DENIED = "ACCESS_DENIED", "The gallery code or PIN is not right."
@@ -64,6 +71,7 @@ class ErrorCode(models.TextChoices):
     # --- bookings ---------------------------------------------------------------------------------------
     SERVICE_INACTIVE = "SERVICE_INACTIVE", "The service cannot be booked."
     SERVICE_IN_USE = "SERVICE_IN_USE", "The service has bookings: deactivate it instead."
+    MEMBER_NOT_ON_SERVICE = "MEMBER_NOT_ON_SERVICE", "That member does not provide this service."
     SLOT_UNAVAILABLE = "SLOT_UNAVAILABLE", "That time is not available (any more)."
     NOT_HELD = "NOT_HELD", "The booking is not held."
     HOLD_EXPIRED = "HOLD_EXPIRED", "The hold expired: pick the time again."
@@ -76,3 +84,4 @@ class ErrorCode(models.TextChoices):
     NO_DEPOSIT = "NO_DEPOSIT", "The booking has no deposit to pay."
     ALREADY_PAID = "ALREADY_PAID", "The deposit is already paid."
     INVALID_WEBHOOK = "INVALID_WEBHOOK", "The webhook signature or payload is invalid."
+    PAYMENT_PROVIDER_UNAVAILABLE = "PAYMENT_PROVIDER_UNAVAILABLE", "The payment provider is unreachable: retry shortly."

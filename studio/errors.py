@@ -177,7 +177,11 @@ def api_exception_handler(exc: Exception, ctx: dict[str, Any]) -> Response | Non
         if exc.fields:
             details.setdefault("field_codes", {name: [exc.code] * len(msgs) for name, msgs in exc.fields.items()})
         body = error_body(exc.code, exc.message, fields=exc.fields, details=details)
-        return Response(body, status=exc.status_code)
+        headers = {}
+        if exc.status_code == 429 and "retry_after_seconds" in details:
+            # RFC 9110: clients and proxies read the wait from the header.
+            headers["Retry-After"] = str(max(1, int(details["retry_after_seconds"])))
+        return Response(body, status=exc.status_code, headers=headers)
     if isinstance(exc, DjangoValidationError):
         # get_error_detail keeps each message's code (model validation,
         # full_clean() in services) as DRF's own validation would.
@@ -205,6 +209,37 @@ def json_404(request: Any, exception: Exception | None = None) -> JsonResponse:
 
 def json_500(request: Any) -> JsonResponse:
     return JsonResponse(error_body(ErrorCode.SERVER_ERROR, "Something went wrong on our side."), status=500)
+
+
+def handler400(request: Any, exception: Exception | None = None) -> Any:
+    """Requests Django refuses before any view runs: a body over
+    DATA_UPLOAD_MAX_MEMORY_SIZE, too many fields, a disallowed host..."""
+    if _is_api(request):
+        message = "The request could not be read: it is too large or malformed."
+        return JsonResponse(error_body(ErrorCode.MALFORMED_REQUEST, message), status=400)
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception)
+
+
+def handler403(request: Any, exception: Exception | None = None) -> Any:
+    if _is_api(request):
+        return JsonResponse(
+            error_body(ErrorCode.PERMISSION_DENIED, "You do not have permission to do this."), status=403
+        )
+    from django.views.defaults import permission_denied
+
+    return permission_denied(request, exception)
+
+
+def csrf_failure(request: Any, reason: str = "") -> Any:
+    """CSRF_FAILURE_VIEW: on API paths, the refusal in the one error shape."""
+    if _is_api(request):
+        message = "CSRF check failed: send the X-CSRFToken header with session authentication, or use a token."
+        return JsonResponse(error_body(ErrorCode.PERMISSION_DENIED, message, details={"reason": reason}), status=403)
+    from django.views.csrf import csrf_failure as default_csrf_failure
+
+    return default_csrf_failure(request, reason)
 
 
 def handler404(request: Any, exception: Exception | None = None) -> Any:

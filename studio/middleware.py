@@ -43,7 +43,7 @@ class RequestContextMiddleware:
         with context.bind(
             request=request,
             ip=client_ip(request),
-            user_agent=request.META.get("HTTP_USER_AGENT", "")[:500],
+            user_agent=context.printable(request.META.get("HTTP_USER_AGENT", ""))[:500],
             request_id=request_id,
         ):
             response = self.get_response(request)

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -98,14 +99,24 @@ class Studio(TimestampedModel):
     contact_email = models.EmailField(blank=True)
     is_active = models.BooleanField(default=True)
     booking_cancellation_hours = models.PositiveIntegerField(
-        default=48, help_text="Clients may cancel or reschedule up to this many hours before a session."
+        default=48,
+        validators=[MaxValueValidator(24 * 365)],
+        help_text="Clients may cancel or reschedule up to this many hours before a session.",
+    )
+    payment_instructions = models.TextField(
+        blank=True,
+        max_length=2000,
+        help_text=(
+            "How clients pay a deposit when the studio takes it by hand (bank transfer, cash...). "
+            "Shown on the booking page and in the email asking for the deposit."
+        ),
     )
     storage_quota_bytes = models.PositiveBigIntegerField(
         default=_default_quota, help_text="Originals plus derivatives, in bytes."
     )
 
     # What an owner edits (API, admin, audit snapshots): listed once, here.
-    EDITABLE_FIELDS = ("name", "timezone", "contact_email")
+    EDITABLE_FIELDS = ("name", "timezone", "contact_email", "booking_cancellation_hours", "payment_instructions")
 
     class Meta:
         ordering = ["name"]

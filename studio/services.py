@@ -1,20 +1,22 @@
-"""Writes of the core: studios, memberships and personal API tokens. Each
-records its audit event in the same transaction."""
+"""Writes of the core: studios, memberships, personal API tokens and user
+accounts. Each records its audit event in the same transaction."""
 
 from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from importlib import import_module
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from studio.auditing import Action, audit_record, snapshot
 from studio.errors import Conflict, DomainError, Forbidden, save_or_conflict
-from studio.models import ApiToken, Membership, Studio, hash_token
+from studio.models import ApiToken, Membership, Studio, User, hash_token
 from studio.roles import Role, can_grant, rank
 from studio.tenancy import current_studio, studio_scope
 
@@ -23,7 +25,9 @@ from studio.tenancy import current_studio, studio_scope
 def studio_create(
     *, owner: Any, name: str, slug: str = "", timezone_name: str = "UTC", contact_email: str = ""
 ) -> Studio:
-    """Create a studio with ``owner`` as its first owner."""
+    """Create a studio with ``owner`` as its first owner. ``owner=None`` is
+    for a platform operator creating a studio for someone who has no account
+    yet (``manage.py create_studio``): they are invited as its owner."""
     slug = slug or slugify(name)[:50]
     studio = Studio(name=name, slug=slug, timezone=timezone_name, contact_email=contact_email)
     studio.full_clean(validate_unique=False)  # the unique index decides, race-free
@@ -34,7 +38,8 @@ def studio_create(
         audit_record(
             action=Action.STUDIO_CREATED, target=studio, after=snapshot(studio, ["slug", *Studio.EDITABLE_FIELDS])
         )
-        membership_add(user=owner, role=Role.OWNER)
+        if owner is not None:
+            membership_add(user=owner, role=Role.OWNER)
     return studio
 
 
@@ -78,6 +83,54 @@ def api_token_revoke(*, token: ApiToken) -> ApiToken:
         token.save(update_fields=["revoked_at", "updated_at"])
         audit_record(action=Action.API_TOKEN_REVOKED, target=token, platform=True)
     return token
+
+
+# --- user accounts -------------------------------------------------------------------
+
+
+@transaction.atomic
+def user_deactivate(*, user: Any) -> User:
+    """End every way in of a person who leaves: the account is deactivated,
+    their API tokens revoked and their sessions ended, and each studio's
+    feeds stop serving on their next fetch (bookings checks the owner's
+    account). Revoking and ending, not only refusing inactive accounts,
+    means a later reactivation brings none of them back: the person signs
+    in again and makes new tokens. The account is kept (the audit log
+    refers to it). Safe to repeat."""
+    user = User.objects.select_for_update().get(pk=user.pk)
+    was_active = user.is_active
+    if was_active:
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+    revoked = [api_token_revoke(token=token).prefix for token in ApiToken.objects.live().filter(user=user)]
+    sessions = _end_sessions(user)
+    if was_active or revoked or sessions:
+        audit_record(
+            action=Action.USER_DEACTIVATED,
+            target=user,
+            platform=True,
+            before={"is_active": was_active},
+            after={"is_active": False, "api_tokens_revoked": revoked, "sessions_ended": sessions},
+        )
+    return user
+
+
+def _end_sessions(user: Any) -> int:
+    """Delete the user's sessions. Django's sessions cannot be looked up by
+    user, so the live ones are read and decoded: fine for something done as
+    rarely as deactivating a person. Session stores that cannot be listed
+    (cache, signed cookies) are left to the authentication backend, which
+    refuses an inactive user on every request anyway."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    if not hasattr(store, "get_model_class"):
+        return 0
+    ended = 0
+    rows = store.get_model_class().objects.filter(expire_date__gt=timezone.now())
+    for key, data in rows.values_list("session_key", "session_data").iterator():
+        if store().decode(data).get(SESSION_KEY) == str(user.pk):
+            store(key).delete()  # the cached copy too, for cached_db
+            ended += 1
+    return ended
 
 
 # --- memberships -------------------------------------------------------------------

@@ -102,7 +102,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    # runserver (DEBUG) serves each request on a new thread that never closes
+    # its connection: persistent connections there exhaust PostgreSQL's
+    # max_connections under load. Production (gunicorn workers) reuses them.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0 if DEBUG else 60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -129,6 +132,9 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker process that ends a task holding more than this (KiB resident) is
+# replaced: one huge decode must not stay resident for every task after it.
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=1_500_000)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
@@ -154,6 +160,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout"
 MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 MEDIA_URL = "/media/"
 STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "static"))
 Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # whitenoise warns on a missing root
 AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
@@ -240,6 +247,12 @@ AUTHENTICATION_BACKENDS = [
 
 # --- allauth: email sign-in, mandatory verification, TOTP --------------------------
 ACCOUNT_ADAPTER = "studio.accounts.AccountAdapter"  # its mail goes through studio.emails
+# "invite": people join by invitation only (a platform operator creates
+# studios with `manage.py create_studio`); "open": anyone may sign up and
+# create a studio. The embedded default (DEBUG) is open, production invite.
+SIGNUP_MODE = env.str("SIGNUP_MODE", default="open" if DEBUG else "invite")
+if SIGNUP_MODE not in ("open", "invite"):
+    raise ValueError(f"SIGNUP_MODE must be 'open' or 'invite', not {SIGNUP_MODE!r}")
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
@@ -260,6 +273,8 @@ USE_I18N = True
 USE_TZ = True
 
 # --- API --------------------------------------------------------------------------
+# CSRF refusals on /api/ paths answer in the one error shape (elsewhere, Django's page).
+CSRF_FAILURE_VIEW = "studio.errors.csrf_failure"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first so an anonymous request gets 401 with WWW-Authenticate.
@@ -268,7 +283,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["studio.api.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "studio.api.pagination.CursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "studio.api.schema.AutoSchema",
@@ -345,13 +360,34 @@ DERIVATIVE_WEBP_METHOD = env.int("DERIVATIVE_WEBP_METHOD", default=4)
 DERIVATIVE_WEBP_QUALITY = env.int("DERIVATIVE_WEBP_QUALITY", default=82)
 # Decompression-bomb guard: images above this many pixels are refused unread.
 DERIVATIVE_MAX_PIXELS = env.int("DERIVATIVE_MAX_PIXELS", default=100_000_000)
+# Memory one decode may need, estimated from the header before decoding (a
+# progressive JPEG holds every coefficient of its frame: 300 MB at 100 MP).
+DERIVATIVE_MAX_DECODE_BYTES = env.int("DERIVATIVE_MAX_DECODE_BYTES", default=1024**3)
+# The sweeper queues a lost derivative job again at most this many times,
+# then marks the photo failed with the reason.
+DERIVATIVE_MAX_SWEEPS = env.int("DERIVATIVE_MAX_SWEEPS", default=3)
+# One derivative job's time limits (soft: it marks the photo failed; hard: the
+# worker is killed, and the sweeper finds the job started and never ended).
+# A 100 MP original takes a few seconds; the rest is room for a slow download.
+DERIVATIVE_SOFT_TIME_LIMIT = 300
+DERIVATIVE_TIME_LIMIT = 360
 # A derivative job handed to the broker this long ago whose photo is still
 # processing was lost (worker killed, broker restarted without its data):
 # the sweeper queues it again. Above any queue wait we expect.
 DERIVATIVES_STUCK_AFTER_SECONDS = env.int("DERIVATIVES_STUCK_AFTER_SECONDS", default=3600)
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=250 * 1024 * 1024)
+# HEIC/HEIF from phones, decoded by pillow-heif. Its binary wheels are GPL-2.0
+# as a whole (x265 inside): fine for a hosted service; whoever redistributes
+# this software can turn HEIC off (refused with a clear reason) and drop it.
+UPLOAD_ACCEPT_HEIC = env.bool("UPLOAD_ACCEPT_HEIC", default=True)
 UPLOAD_BATCH_MAX_FILES = 500
 UPLOAD_URL_TTL_SECONDS = 15 * 60
+# A target handed out counts against the quota (file + derivative estimate)
+# this long, time to upload and call complete; then it is released.
+UPLOAD_RESERVATION_SECONDS = env.int("UPLOAD_RESERVATION_SECONDS", default=UPLOAD_URL_TTL_SECONDS + 3600)
+# The derivative estimate per photo while it is reserved or processing:
+# three WebP sizes of a 24 MP photo measure about 0.4 MB.
+DERIVATIVE_ESTIMATE_BYTES = env.int("DERIVATIVE_ESTIMATE_BYTES", default=1024 * 1024)
 # Media links are checked on every request, then redirect to a presigned URL
 # this short-lived (S3), so unpublishing cuts access within the minute.
 MEDIA_URL_TTL_SECONDS = env.int("MEDIA_URL_TTL_SECONDS", default=60)
@@ -366,6 +402,9 @@ PORTAL_FAILURE_WINDOW_SECONDS = env.int("PORTAL_FAILURE_WINDOW_SECONDS", default
 BOOKING_HOLD_MINUTES = env.int("BOOKING_HOLD_MINUTES", default=10)
 # A Stripe Checkout Session lives at least 30 minutes; the hold lasts as long.
 BOOKING_CHECKOUT_MINUTES = env.int("BOOKING_CHECKOUT_MINUTES", default=30)
+# A deposit paid by hand (bank transfer, cash) takes days, not minutes: the
+# slot stays held this long while staff wait to mark it paid.
+BOOKING_MANUAL_PAYMENT_HOURS = env.int("BOOKING_MANUAL_PAYMENT_HOURS", default=72)
 BOOKING_REMINDER_HOURS = 24
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")

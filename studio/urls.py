@@ -4,6 +4,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from studio import views
 
+handler400 = "studio.errors.handler400"
+handler403 = "studio.errors.handler403"
 handler404 = "studio.errors.handler404"
 handler500 = "studio.errors.handler500"
 

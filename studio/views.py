@@ -5,11 +5,15 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from studio import selectors
+from studio.accounts import INVITED_SESSION_KEY
 
 
 def home(request: HttpRequest) -> HttpResponse:
     memberships = list(selectors.memberships_of(request.user)) if request.user.is_authenticated else []
-    return render(request, "home.html", {"memberships": memberships})
+    # An invitation opened before signing up: the way back to it, after the
+    # address was verified (allauth's confirmation link lands here).
+    invited = request.session.get(INVITED_SESSION_KEY, {}).get("path")
+    return render(request, "home.html", {"memberships": memberships, "invitation_path": invited})
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

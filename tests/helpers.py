@@ -16,3 +16,14 @@ def assert_api_error(response: Any, status: int, code: str) -> dict[str, Any]:
     assert body["error"]["message"]
     assert body["request_id"] == response["X-Request-ID"]
     return body["error"]
+
+
+def mail_to(outbox: Any, address: str) -> list[Any]:
+    """The messages of ``outbox`` sent to ``address`` alone (a client)."""
+    return [m for m in outbox if m.to == [address]]
+
+
+def studio_notices(outbox: Any, client: str) -> list[str]:
+    """The subjects' first words of what went to anyone but the client (the
+    studio and the members assigned): "New booking", "Booking moved"..."""
+    return sorted(m.subject.split(":")[0] for m in outbox if m.to != [client])

@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from allauth.account.models import EmailAddress
@@ -94,7 +95,8 @@ def test_unverified_email_is_sent_to_verification_instead(web, django_capture_on
     assert "/accounts/confirm-email/" in mail.outbox[0].body
 
 
-def test_signup_sends_a_verification_email_and_confirming_signs_in(web, django_capture_on_commit_callbacks):
+def test_signup_sends_a_verification_email_and_confirming_signs_in(web, settings, django_capture_on_commit_callbacks):
+    settings.SIGNUP_MODE = "open"
     email = _fresh_email("newcomer")
     with django_capture_on_commit_callbacks(execute=True):
         response = web.post(
@@ -180,7 +182,7 @@ def test_mfa_index_and_totp_activation_page_render(web):
     assert "Studio%20Platform" in response.context["totp_url"] or "Studio Platform" in response.context["totp_url"]
 
 
-def test_activating_totp_makes_login_ask_for_the_code(web):
+def test_activating_totp_makes_login_ask_for_the_code(web, django_capture_on_commit_callbacks):
     user = factories.user(_fresh_email("two.factor"))
     _sign_in_with_form(web, user)
     _reauthenticate(web)
@@ -191,7 +193,9 @@ def test_activating_totp_makes_login_ask_for_the_code(web):
     assert wrong.status_code == 200
     assert not Authenticator.objects.filter(user=user).exists()
 
-    response = web.post(reverse("mfa_activate_totp"), {"code": _totp_code(secret)})
+    # allauth sends authenticator_added once the activation commits.
+    with django_capture_on_commit_callbacks(execute=True):
+        response = web.post(reverse("mfa_activate_totp"), {"code": _totp_code(secret)})
     assert response.status_code == 302
     assert Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
 
@@ -217,6 +221,23 @@ def test_activating_totp_makes_login_ask_for_the_code(web):
     assert response["Location"] == django_settings.LOGIN_REDIRECT_URL
     assert _signed_in_user_id(web) == str(user.pk)
     assert web.get("/api/v1/me/").json()["email"] == user.email
+
+    # Each step is on the platform chain, attributed to the user.
+    # Activating TOTP also issues recovery codes: two authenticators, two events.
+    assert _platform_actions(user) == [
+        "user.signed_in",
+        "user.mfa_added",
+        "user.mfa_added",
+        "user.signed_out",
+        "user.mfa_failed",
+        "user.signed_in",
+    ]
+    from audit.models import AuditEvent
+    from studio.tenancy import unscoped
+
+    with unscoped():
+        kinds = sorted(e.after["authenticator"] for e in AuditEvent.objects.filter(action="user.mfa_added"))
+    assert kinds == ["recovery_codes", "totp"]
 
 
 def test_allauth_sees_the_same_client_address_as_the_audit_log(tmp_path):
@@ -304,3 +325,39 @@ def test_admin_and_login_forms_enforce_csrf(db):
     assert _signed_in_user_id(client) is None
     client.force_login(user)
     assert client.post(reverse("admin:switch-studio"), {"studio": "x"}).status_code == 403
+
+
+def _platform_actions(user: Any) -> list[str]:
+    from audit.models import AuditEvent
+    from studio.tenancy import unscoped
+
+    with unscoped():
+        return list(
+            AuditEvent.objects.filter(chain="platform", target_id=str(user.pk), action__startswith="user.")
+            .order_by("seq")
+            .values_list("action", flat=True)
+        )
+
+
+def test_sign_ins_failures_and_password_changes_are_audit_events(web):
+    from audit.models import AuditEvent
+    from studio.tenancy import unscoped
+
+    user = factories.user(_fresh_email("audited"))
+    wrong = web.post(reverse("account_login"), {"login": user.email, "password": "not-the-password"})
+    assert wrong.status_code == 200
+    with unscoped():
+        failed = AuditEvent.objects.filter(action="user.sign_in_failed").order_by("-seq").first()
+    assert (failed.actor_type, failed.after) == ("anonymous", {"email": user.email})
+    assert failed.ip is not None and "not-the-password" not in json.dumps(failed.after)
+
+    assert web.post(reverse("account_login"), {"login": user.email, "password": factories.PASSWORD}).status_code == 302
+    changed = web.post(
+        reverse("account_change_password"),
+        {"oldpassword": factories.PASSWORD, "password1": "a-new-long-passphrase", "password2": "a-new-long-passphrase"},
+    )
+    assert changed.status_code == 302
+    assert _platform_actions(user) == ["user.signed_in", "user.password_changed"]
+    with unscoped():
+        event = AuditEvent.objects.get(action="user.password_changed", target_id=str(user.pk))
+    assert (event.actor_user_id, event.after) == (user.pk, {"how": "changed"})

@@ -37,6 +37,7 @@ from studio.models import Studio
 from studio.roles import Role
 from studio.tenancy import studio_scope, unscoped
 from tests import factories
+from tests.helpers import mail_to, studio_notices
 
 WEBHOOK_SECRET = "whsec_payments_test"
 WEBHOOK_URL = "/api/v1/public/payments/stripe/webhook/"
@@ -274,9 +275,9 @@ def test_free_booking_hold_confirm_and_the_email_after_commit(
     assert mailoutbox == []
     for callback in callbacks:
         callback()
-    (email,) = mailoutbox
-    assert email.to == ["cleo@example.com"]
+    (email,) = mail_to(mailoutbox, "cleo@example.com")
     assert email.subject.startswith("Confirmed: Portrait")
+    assert studio_notices(mailoutbox, "cleo@example.com") == ["New booking"]
     assert [a[0] for a in email.attachments] == ["invite.ics"]
 
     # Confirming again is harmless: same answer, no new event, no second email.
@@ -286,7 +287,7 @@ def test_free_booking_hold_confirm_and_the_email_after_commit(
     assert again.status_code == 200
     assert again.json()["status"] == "confirmed"
     assert callbacks == []
-    assert len(mailoutbox) == 1
+    assert len(mailoutbox) == 2  # still the one confirmation and the one notice
     assert len(_events(studio)) == events
     assert _fresh(booking).sequence == 1
 
@@ -369,19 +370,29 @@ def test_manual_checkout_then_staff_mark_paid(
     studio, settings, make_member, client_for, mailoutbox, django_capture_on_commit_callbacks
 ) -> None:
     assert settings.PAYMENT_PROVIDER == "manual"
-    settings.BOOKING_CHECKOUT_MINUTES = 45
+    settings.BOOKING_CHECKOUT_MINUTES = 45  # Stripe's window: not a bank transfer's
+    settings.BOOKING_MANUAL_PAYMENT_HOURS = 50
+    studio.payment_instructions = "IBAN DE00 1234 5678, reference your name"
+    studio.save()
     service = _bookable(studio, price=200, deposit=50, currency="EUR")
     booking, raw = _hold(studio, service)
 
     before = timezone.now()
-    response = APIClient().post(_client(raw, "checkout/"))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = APIClient().post(_client(raw, "checkout/"))
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "awaiting_payment"
     assert response.json()["next_step"] == "pay"
     assert response.json()["checkout_url"] is None  # nothing to follow: staff record the payment
     booking = _fresh(booking)
     assert booking.status == BookingStatus.AWAITING_PAYMENT
-    assert before + timedelta(minutes=45) <= booking.hold_expires_at <= timezone.now() + timedelta(minutes=45)
+    assert before + timedelta(hours=50) <= booking.hold_expires_at <= timezone.now() + timedelta(hours=50)
+    # Both sides are told: the client what to pay, how, and by when; the studio to expect it.
+    (asked,) = mail_to(mailoutbox, "cleo@example.com")
+    assert asked.subject.startswith("Deposit to pay")
+    assert "50.00 EUR" in asked.body and "IBAN DE00 1234 5678" in asked.body and "/book/manage/" in asked.body
+    assert studio_notices(mailoutbox, "cleo@example.com") == ["Deposit awaited"]
+    mailoutbox.clear()
     (payment,) = _payments(booking)
     assert (payment.provider, payment.status, payment.amount, payment.currency) == ("manual", "pending", 50, "EUR")
     assert (payment.provider_ref, payment.checkout_url) == ("", "")
@@ -415,7 +426,8 @@ def test_manual_checkout_then_staff_mark_paid(
     assert received.after == {"status": "paid", "booking": str(booking.pk)}
     (confirmed,) = _events(studio, action="booking.confirmed", target=booking)
     assert confirmed.actor_type == "user"
-    assert [m.to for m in mailoutbox] == [["cleo@example.com"]]
+    assert [m.subject.split(":")[0] for m in mail_to(mailoutbox, "cleo@example.com")] == ["Confirmed"]
+    assert studio_notices(mailoutbox, "cleo@example.com") == ["New booking"]
 
 
 def test_mark_paid_on_a_held_booking_records_the_deposit_directly(studio, owner, client_for) -> None:
@@ -577,7 +589,8 @@ def test_webhook_completed_confirms_the_booking(
     for event in (received, confirmed):
         assert event.actor_type == "system"
         assert event.actor_label == "webhook:stripe"
-    assert [m.to for m in mailoutbox] == [["cleo@example.com"]]
+    assert [m.subject.split(":")[0] for m in mail_to(mailoutbox, "cleo@example.com")] == ["Confirmed"]
+    assert studio_notices(mailoutbox, "cleo@example.com") == ["New booking"]
 
 
 @pytest.mark.parametrize(
@@ -622,7 +635,7 @@ def test_webhook_duplicate_delivery_has_no_second_effect(
     assert response.json() == {"outcome": "duplicate"}
     assert _state(booking, payment) == state
     assert len(_events(studio)) == events
-    assert len(mailoutbox) == 1
+    assert len(mailoutbox) == 2  # the client's confirmation and the studio's notice, once
     assert WebhookEvent.objects.filter(event_id="evt_dup").count() == 1
 
 
@@ -665,7 +678,8 @@ def test_payment_after_the_hold_lapsed_retakes_the_free_slot(
     assert booking.status == BookingStatus.CONFIRMED
     assert (booking.cancelled_at, booking.cancel_reason) == (None, "")
     assert _fresh(payment).status == PaymentStatus.PAID
-    assert [m.to for m in mailoutbox] == [["cleo@example.com"]]
+    assert [m.subject.split(":")[0] for m in mail_to(mailoutbox, "cleo@example.com")] == ["Confirmed"]
+    assert studio_notices(mailoutbox, "cleo@example.com") == ["New booking"]
 
 
 def test_webhook_completed_after_expired_retakes_the_free_slot(studio, fake_stripe) -> None:
@@ -963,7 +977,8 @@ def test_client_reschedules_inside_the_window(studio, mailoutbox, django_capture
     (event,) = _events(studio, action="booking.rescheduled", target=booking)
     assert event.actor_type == "client"
     assert event.before["starts_at"] != event.after["starts_at"]
-    assert [m.subject.split(":")[0] for m in mailoutbox] == ["Rescheduled"]
+    assert [m.subject.split(":")[0] for m in mail_to(mailoutbox, booking.client_email)] == ["Rescheduled"]
+    assert studio_notices(mailoutbox, booking.client_email) == ["Booking moved"]
 
 
 def test_client_cannot_reschedule_outside_the_window_but_staff_can(studio, make_member, client_for) -> None:
@@ -1024,3 +1039,335 @@ def test_every_state_change_of_a_paid_booking_is_audited(studio, fake_stripe) ->
         ("booking.rescheduled", "client"),
         ("booking.cancelled", "client"),
     ]
+
+
+# --- a deposit paid twice ---------------------------------------------------------------------------------
+
+
+def test_a_deposit_paid_twice_is_flagged_for_refund_and_the_studio_told(
+    studio, owner, client_for, fake_stripe, mailoutbox, django_capture_on_commit_callbacks
+) -> None:
+    """Staff mark the deposit paid (the client paid at the desk), then the
+    client also completes the Stripe checkout they had started."""
+    booking, _, stripe_payment = _stripe_checkout(studio)
+    response = client_for(owner).post(_staff(studio, booking, "mark-paid/"))
+    assert response.status_code == 200, response.content
+    manual_id = response.json()["id"]
+    assert manual_id != str(stripe_payment.pk)  # staff's receipt is a payment of its own
+    assert response.json()["provider"] == "manual"
+    assert _fresh(booking).status == BookingStatus.CONFIRMED
+    assert _fresh(stripe_payment).status == PaymentStatus.PENDING
+    mailoutbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _deliver(_event("checkout.session.completed", stripe_payment.provider_ref))
+
+    assert response.status_code == 200
+    assert response.json() == {"outcome": "refund needed"}  # not "paid"
+    second = _fresh(stripe_payment)
+    assert second.status == PaymentStatus.REFUND_NEEDED
+    assert second.paid_at is not None
+    statuses = {str(p.pk): p.status for p in _payments(booking)}
+    assert statuses == {manual_id: PaymentStatus.PAID, str(second.pk): PaymentStatus.REFUND_NEEDED}
+    assert _fresh(booking).status == BookingStatus.CONFIRMED
+    (notice,) = mailoutbox  # the studio is told; the client gets no second confirmation
+    assert notice.subject == "A deposit needs refunding"
+    assert notice.to == [owner.user.email]
+    assert "already been paid" in notice.body
+    assert second.provider_ref in notice.body
+    assert f"marked paid by {owner.user.email}" in notice.body
+    (received,) = _events(studio, action="payment.received", target=second)
+    assert received.after == {"status": "refund_needed", "booking": str(booking.pk), "refund_reason": "already_paid"}
+    assert received.actor_label == "webhook:stripe"
+
+    # Stripe reporting the same money again changes nothing and says so again.
+    with django_capture_on_commit_callbacks(execute=True):
+        again = _deliver(_event("checkout.session.async_payment_succeeded", stripe_payment.provider_ref))
+    assert again.json() == {"outcome": "refund needed"}
+    assert len(mailoutbox) == 1
+    assert len(_events(studio, action="payment.received", target=second)) == 1
+
+
+def test_paid_on_stripe_first_then_marked_paid_is_refused(studio, owner, client_for, fake_stripe) -> None:
+    booking, _, payment = _stripe_checkout(studio)
+    assert _deliver(_event("checkout.session.completed", payment.provider_ref)).json() == {"outcome": "paid"}
+    response = client_for(owner).post(_staff(studio, booking, "mark-paid/"))
+    assert response.status_code == 409
+    assert _code(response) == "ALREADY_PAID"
+    assert [p.status for p in _payments(booking)] == [PaymentStatus.PAID]
+
+
+@pytest.mark.parametrize("lapse", ["hold released", "expired delivered"])
+def test_the_webhook_outcome_says_refund_needed_when_the_slot_was_taken(studio, fake_stripe, lapse) -> None:
+    service = _bookable(studio, price=200, deposit=50)
+    start = _start(service)
+    booking, _, payment = _stripe_checkout(studio, service, start)
+    if lapse == "hold released":
+        _expire(booking)
+    else:
+        _deliver(_event("checkout.session.expired", payment.provider_ref, payment_status="unpaid"))
+    _hold(studio, service, start, email="eve@example.com")
+    response = _deliver(_event("checkout.session.completed", payment.provider_ref))
+    assert response.json() == {"outcome": "refund needed"}
+    (received,) = _events(studio, action="payment.received", target=payment)
+    assert received.after["refund_reason"] == "slot_taken"
+
+
+def test_a_deposit_for_a_booking_the_client_cancelled_is_flagged_for_refund(
+    studio, fake_stripe, mailoutbox, django_capture_on_commit_callbacks
+) -> None:
+    booking, raw, payment = _stripe_checkout(studio)
+    assert APIClient().post(_client(raw, "cancel/"), {}, format="json").status_code == 200
+    mailoutbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _deliver(_event("checkout.session.completed", payment.provider_ref))
+    assert response.json() == {"outcome": "refund needed"}
+    assert _fresh(booking).status == BookingStatus.CANCELLED
+    (notice,) = mailoutbox
+    assert "cancelled or completed" in notice.body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_marking_paid_while_the_stripe_payment_arrives_records_one_deposit(threaded_db, settings, monkeypatch) -> None:
+    """Staff's transaction is still open (the booking locked) when Stripe's
+    delivery comes in: the delivery waits, then sees the deposit and flags
+    its own money for a refund."""
+    import threading
+
+    from django.db import connection
+
+    from tests.conftest import ON_POSTGRES
+
+    settings.PAYMENT_PROVIDER, settings.STRIPE_SECRET_KEY = "stripe", "sk_test_x"
+    settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+    fake = FakeStripe()
+    monkeypatch.setattr(providers, "provider", lambda: providers.StripeProvider(client=fake))
+    studio = factories.studio()
+    owner = factories.owner_membership(studio)
+    booking, _, payment = _stripe_checkout(studio)
+    request_pid = None
+    if ON_POSTGRES:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            (request_pid,) = cursor.fetchone()
+    recorded, outcome = threading.Event(), {}
+
+    def staff() -> None:
+        try:
+            with transaction.atomic():
+                with context.acting_as(factories.TEST_ACTOR), studio_scope(studio):
+                    booking_services.payment_mark_paid(booking=booking, user=owner.user)
+                recorded.set()
+                deadline = clock.monotonic() + (20 if ON_POSTGRES else 0.5)
+                while clock.monotonic() < deadline:  # commit once the delivery waits for our lock
+                    if ON_POSTGRES:
+                        with connection.cursor() as cursor:
+                            cursor.execute("SELECT 1 FROM pg_locks WHERE pid = %s AND NOT granted", [request_pid])
+                            if cursor.fetchone():
+                                outcome["delivery waited"] = True
+                                break
+                    clock.sleep(0.01)
+            outcome["staff"] = "committed"
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            outcome["staff"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=staff, daemon=True)
+    thread.start()
+    assert recorded.wait(timeout=20)
+    response = _deliver(_event("checkout.session.completed", payment.provider_ref))
+    thread.join(timeout=30)
+    assert outcome.get("staff") == "committed", outcome
+    assert outcome.get("delivery waited") or not ON_POSTGRES  # the race really happened
+    assert response.json() == {"outcome": "refund needed"}
+    statuses = sorted((p.provider, p.status) for p in _payments(booking))
+    assert statuses == [("manual", PaymentStatus.PAID), ("stripe", PaymentStatus.REFUND_NEEDED)]
+    assert _fresh(booking).status == BookingStatus.CONFIRMED
+
+
+# --- webhooks that are signed but malformed -------------------------------------------------------------------
+
+
+def _signed(body: Any) -> Any:
+    payload = body if isinstance(body, str) else json.dumps(body)
+    return APIClient().post(
+        WEBHOOK_URL, data=payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=_signature(payload)
+    )
+
+
+def _completed(**session: Any) -> dict[str, Any]:
+    body = _event("checkout.session.completed", "cs_test_x", event_id="evt_malformed")
+    body["data"]["object"].update(session)
+    return body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"id": "evt_1", "object": "event", "type": "checkout.session.completed"},
+        {"id": "evt_1", "object": "event", "type": "checkout.session.completed", "data": None},
+        {"id": "evt_1", "object": "event", "type": "checkout.session.expired", "data": {}},
+        {"id": "evt_1", "object": "event", "type": "checkout.session.completed", "data": {"object": None}},
+        {"id": "evt_1", "object": "event", "type": "checkout.session.completed", "data": {"object": "cs_1"}},
+        {"id": "evt_1", "object": "event", "type": "checkout.session.completed", "data": {"object": {}}},
+        {"id": "evt_1", "object": "event", "type": "checkout.session.completed", "data": {"object": {"id": 7}}},
+        {"id": "evt_1", "object": "event", "type": "checkout.session.completed", "data": []},
+        _completed(amount_total="fifty"),
+        _completed(amount_total=50.5),
+        _completed(amount_total=True),
+        {"object": "event", "type": "checkout.session.completed", "data": {"object": {"id": "cs_1"}}},
+        {"id": "evt_" + "x" * 300, "object": "event", "type": "checkout.session.completed"},
+        {"id": "evt_1", "object": "event", "data": {"object": {"id": "cs_1"}}},
+        {"id": ["evt_1"], "object": "event", "type": "checkout.session.completed"},
+        [],
+        "null",
+        '"evt"',
+        "{not json",
+    ],
+)
+def test_a_signed_webhook_of_the_wrong_shape_is_a_400(studio, fake_stripe, body) -> None:
+    booking, _, payment = _stripe_checkout(studio)
+    state, events = _state(booking, payment), len(_events(studio))
+    response = _signed(body)
+    assert response.status_code == 400, response.content
+    assert _code(response) == "INVALID_WEBHOOK"
+    assert not WebhookEvent.objects.exists()
+    assert _state(booking, payment) == state
+    assert len(_events(studio)) == events
+
+
+def test_a_signed_webhook_of_another_type_without_data_is_ignored(fake_stripe) -> None:
+    response = _signed({"id": "evt_2", "object": "event", "type": "customer.created"})
+    assert response.status_code == 200
+    assert response.json() == {"outcome": "ignored"}
+
+
+# --- Stripe unreachable at checkout ----------------------------------------------------------------------
+
+
+class FailingHTTP(CannedHTTP):
+    """stripe-python's HTTP layer failing as it does: a connection error, or
+    an answer from Stripe that is an outage (5xx) or a rate limit (429)."""
+
+    def __init__(self, failure: str) -> None:
+        super().__init__()
+        self.failure = failure
+
+    def request(self, method, url, headers, post_data=None, *, _usage=None):  # noqa: ANN001, ANN201
+        self.requests.append((method, url, dict(headers or {}), post_data))
+        if self.failure == "connection":
+            raise stripe.APIConnectionError("Could not connect to Stripe (connection refused).")
+        status = {"outage": 503, "rate limit": 429}[self.failure]
+        body = {"error": {"type": "api_error", "message": "Stripe is having a bad day."}}
+        return json.dumps(body), status, {"Request-Id": "req_down"}
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nobody listens once it is closed
+
+
+@pytest.mark.parametrize("failure", ["connection", "outage", "rate limit", "closed port"])
+def test_an_unreachable_stripe_answers_503_and_keeps_the_hold(studio, settings, monkeypatch, failure) -> None:
+    settings.PAYMENT_PROVIDER, settings.STRIPE_SECRET_KEY = "stripe", "sk_test_x"
+    settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+    if failure == "closed port":  # the real HTTP client, a real refused connection
+        client = stripe.StripeClient(
+            "sk_test_x", base_addresses={"api": f"http://127.0.0.1:{_closed_port()}"}, max_network_retries=0
+        )
+    else:
+        client = stripe.StripeClient("sk_test_x", http_client=FailingHTTP(failure), max_network_retries=0)
+    monkeypatch.setattr(providers, "provider", lambda: providers.StripeProvider(client=client))
+    booking, raw = _hold(studio, _bookable(studio, price=200, deposit=50))
+    held = _fresh(booking)
+
+    response = APIClient().post(_client(raw, "checkout/"))
+
+    assert response.status_code == 503, response.content
+    assert _code(response) == "PAYMENT_PROVIDER_UNAVAILABLE"
+    assert "still held" in response.json()["error"]["message"]
+    after = _fresh(booking)
+    assert (after.status, after.hold_expires_at, after.sequence) == (
+        BookingStatus.HELD,
+        held.hold_expires_at,
+        held.sequence,
+    )
+    (payment,) = _payments(booking)
+    assert (payment.status, payment.provider_ref, payment.checkout_url) == (PaymentStatus.PENDING, "", "")
+    assert _events(studio, action="booking.checkout_started") == []
+    assert booking.starts_at not in _slots(booking.service, (booking.starts_at.date() - timezone.now().date()).days)
+
+    # Stripe is back: the same payment (and idempotency key) is used.
+    fake = FakeStripe()
+    monkeypatch.setattr(providers, "provider", lambda: providers.StripeProvider(client=fake))
+    retry = APIClient().post(_client(raw, "checkout/"))
+    assert retry.status_code == 200, retry.content
+    assert retry.json()["status"] == "awaiting_payment"
+    (call,) = fake.calls
+    assert call["options"] == {"idempotency_key": f"checkout-{payment.pk}"}
+    assert [p.pk for p in _payments(booking)] == [payment.pk]
+
+
+def test_a_refused_stripe_key_is_not_reported_as_an_outage(studio, settings, monkeypatch) -> None:
+    """Retrying would not help: a server error (500, logged), not 503."""
+
+    class Refused(CannedHTTP):
+        def request(self, method, url, headers, post_data=None, *, _usage=None):  # noqa: ANN001, ANN201
+            body = {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided."}}
+            return json.dumps(body), 401, {"Request-Id": "req_key"}
+
+    settings.PAYMENT_PROVIDER, settings.STRIPE_SECRET_KEY = "stripe", "sk_test_wrong"
+    client = stripe.StripeClient("sk_test_wrong", http_client=Refused(), max_network_retries=0)
+    monkeypatch.setattr(providers, "provider", lambda: providers.StripeProvider(client=client))
+    _, raw = _hold(studio, _bookable(studio, price=200, deposit=50))
+    api = APIClient()
+    api.raise_request_exception = False
+    response = api.post(_client(raw, "checkout/"))
+    assert response.status_code == 500
+
+
+# --- the system check: Stripe without its webhook secret ----------------------------------------------------
+
+
+def _check_ids(**kwargs: Any) -> set[str]:
+    from django.core.checks import run_checks
+
+    return {message.id for message in run_checks(**kwargs) if message.id and message.id.startswith("studio.")}
+
+
+@pytest.mark.parametrize(
+    ("provider", "key", "webhook_secret", "expected"),
+    [
+        ("stripe", "sk_live_x", "", {"studio.E002"}),
+        ("stripe", "", "whsec_x", {"studio.E001"}),
+        ("stripe", "", "", {"studio.E001", "studio.E002"}),
+        ("stripe", "sk_live_x", "whsec_x", set()),
+        ("manual", "sk_live_x", "", set()),  # Stripe not used: nothing to sign
+        ("manual", "", "", set()),
+    ],
+)
+def test_the_stripe_settings_are_checked(settings, provider, key, webhook_secret, expected) -> None:
+    settings.PAYMENT_PROVIDER, settings.STRIPE_SECRET_KEY, settings.STRIPE_WEBHOOK_SECRET = (
+        provider,
+        key,
+        webhook_secret,
+    )
+    assert _check_ids() == expected
+    assert _check_ids(include_deployment_checks=True) == expected
+
+
+def test_check_deploy_fails_on_stripe_without_its_webhook_secret(settings) -> None:
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    settings.PAYMENT_PROVIDER, settings.STRIPE_SECRET_KEY, settings.STRIPE_WEBHOOK_SECRET = "stripe", "sk_live_x", ""
+    with pytest.raises(SystemCheckError) as refused:
+        call_command("check", "--deploy")
+    assert "studio.E002" in str(refused.value)
+    assert "STRIPE_WEBHOOK_SECRET" in str(refused.value)
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_x"
+    call_command("check", "--tag", "payments")  # no error left

@@ -59,3 +59,23 @@ def test_cleanup_forgets_old_abandoned_and_failed_uploads_only(
     assert event.after["assets"] == 2
     with studio_scope(other_studio):
         assert Asset.objects.filter(pk=elsewhere.pk).exists()  # --studio limits the sweep
+
+
+def test_cleanup_deletes_what_a_late_post_left_on_a_one_time_key(studio, settings, django_capture_on_commit_callbacks):
+    """A target stays valid for 15 minutes after complete copied the file
+    away: a late POST stores bytes there that nothing uses. The cleanup
+    deletes them once, and keeps the photo and its original."""
+    gallery = factories.gallery(studio)
+    ready = factories.ready_asset(studio, gallery)
+    late = f"studios/{studio.pk}/galleries/{gallery.pk}/uploads/{ready.pk}-late.jpg"
+    with studio_scope(studio):
+        Asset.objects.filter(pk=ready.pk).update(upload_key=late, created_at=timezone.now() - timedelta(days=3))
+        media_store().put(late, b"late bytes", "image/jpeg")
+    assert (Path(settings.MEDIA_ROOT) / late).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("cleanup_galleries", "--studio", studio.slug)
+    assert not (Path(settings.MEDIA_ROOT) / late).exists()
+    with studio_scope(studio):
+        kept = Asset.objects.get(pk=ready.pk)
+    assert (kept.status, kept.upload_key) == ("ready", "")
+    assert (Path(settings.MEDIA_ROOT) / kept.storage_key).exists()

@@ -14,7 +14,7 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -23,6 +23,7 @@ import pytest
 from celery.exceptions import Retry
 from django.core import signing
 from django.core.files.storage import default_storage
+from django.utils import timezone
 from PIL import ExifTags, Image
 from rest_framework.test import APIClient
 
@@ -301,7 +302,7 @@ BAD_INPUT = {
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUT))
-def test_bad_input_fails_with_a_reason_and_the_original_is_deleted(
+def test_bad_input_fails_with_a_reason_and_the_original_is_kept(
     studio, gallery, staff, case, django_capture_on_commit_callbacks
 ):
     make, name, content_type, words = BAD_INPUT[case]
@@ -315,7 +316,8 @@ def test_bad_input_fails_with_a_reason_and_the_original_is_deleted(
     for word in words:
         assert word.lower() in asset.failure_reason.lower(), asset.failure_reason
     assert asset.derivatives == {} and asset.derivative_bytes == 0
-    assert not stored(asset.storage_key).exists()
+    # Kept for the studio (or a fixed pipeline); only the cleanup deletes it.
+    assert stored(asset.storage_key).exists()
     assert files_under(derivatives_prefix(asset)) == {}
 
     response = staff.get(asset_url(studio, asset))
@@ -330,18 +332,34 @@ def test_bad_input_through_the_task_is_a_clean_failure_not_a_retry(studio, galle
     with django_capture_on_commit_callbacks(execute=True):
         assert run_task(studio.pk, asset.pk) == AssetStatus.FAILED
     assert "truncated" in reload(studio, asset).failure_reason
-    assert not stored(asset.storage_key).exists()
+    assert stored(asset.storage_key).exists()
 
 
-def test_the_original_of_a_failed_asset_is_deleted_only_on_commit(studio, gallery, django_capture_on_commit_callbacks):
-    asset = stored_asset(studio, gallery, b"", name="empty.jpg")
+def test_a_failed_asset_keeps_its_original_and_loses_partial_derivatives_on_commit(
+    studio, gallery, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Before, a failure deleted the original with the derivatives. Now an
+    error after some derivatives were written deletes those (after commit)
+    and keeps the original."""
+    from galleries import storage
+
+    real_put = storage.LocalMediaStore.put
+
+    def put_then_break(self, key, data, content_type):  # noqa: ANN001, ANN202
+        real_put(self, key, data, content_type)
+        if key.endswith("medium.webp"):
+            raise RuntimeError("a bug after two derivatives were written")
+
+    monkeypatch.setattr(storage.LocalMediaStore, "put", put_then_break)
+    asset = stored_asset(studio, gallery, photo(640, 480))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         asset = process(studio, asset)
-    assert asset.status == AssetStatus.FAILED
-    assert stored(asset.storage_key).exists()  # the transaction might still roll back
-    assert len(callbacks) == 1
-    callbacks[0]()
-    assert not stored(asset.storage_key).exists()
+    assert asset.status == AssetStatus.FAILED and "on our side" in asset.failure_reason
+    assert set(files_under(derivatives_prefix(asset))) == {f"{asset.pk}/large.webp", f"{asset.pk}/medium.webp"}
+    for callback in callbacks:
+        callback()
+    assert files_under(derivatives_prefix(asset)) == {}
+    assert stored(asset.storage_key).exists()
 
 
 def test_a_missing_original_fails_the_asset(studio, gallery, django_capture_on_commit_callbacks):
@@ -362,7 +380,7 @@ def test_the_pixel_limit_setting_is_honoured(studio, gallery, settings, django_c
     assert asset.status == AssetStatus.FAILED
     assert "1200x1000" in asset.failure_reason and "megapixels" in asset.failure_reason
     assert "limit is 1 megapixels" in asset.failure_reason
-    assert not stored(asset.storage_key).exists()
+    assert stored(asset.storage_key).exists()
 
     settings.DERIVATIVE_MAX_PIXELS = 1_200_000
     again = process(
@@ -381,19 +399,24 @@ def test_a_decompression_bomb_fails_with_the_pixel_limit_reason(studio, gallery,
     assert "megapixels" in asset.failure_reason and "100" in asset.failure_reason
 
 
-def test_jpeg_decoder_warnings_do_not_reject_a_photo(studio, gallery, django_capture_on_commit_callbacks):
-    """A deliberate trade-off: libjpeg recovers from a damaged body with
-    warnings, and so do we (fail_on="truncated", not "warning"). Camera and
-    phone files often carry harmless warnings (extraneous bytes before a
-    marker); refusing them would fail real photos. Truncated files still fail."""
+def test_harmless_jpeg_warnings_pass_but_data_that_ends_early_does_not(
+    studio, gallery, django_capture_on_commit_callbacks
+):
+    """Camera files often carry harmless warnings (bytes before a marker):
+    those photos are processed. A body whose data ends before the frame does
+    (here: random bytes, which end the data segment at a stray marker) is
+    refused as truncated; before, it became a ready photo of noise and grey."""
+    extraneous = noisy_jpeg()[:-2] + b"\x00\x00\x00\xff\xd9"  # "3 extraneous bytes before marker 0xd9"
+    fine = process(studio, stored_asset(studio, gallery, extraneous, name="camera.jpg"))
+    assert fine.status == AssetStatus.READY and (fine.width, fine.height) == (600, 400)
+
     data = garbage_body_jpeg()
     with Image.open(io.BytesIO(data)) as header_only:
         assert header_only.size == (600, 400)  # the header is valid
-    asset = stored_asset(studio, gallery, data, name="garbage.jpg")
+    asset = stored_asset(studio, factories.gallery(studio), data, name="garbage.jpg")
     with django_capture_on_commit_callbacks(execute=True):
         asset = process(studio, asset)
-    assert asset.status == AssetStatus.READY
-    assert (asset.width, asset.height) == (600, 400)
+    assert asset.status == AssetStatus.FAILED and "truncated" in asset.failure_reason
 
 
 def test_upload_complete_fails_content_that_is_not_what_was_announced(
@@ -416,9 +439,11 @@ def test_upload_complete_fails_content_that_is_not_what_was_announced(
     assert assets["good.jpg"].status == AssetStatus.READY
     for name in failed:
         assert assets[name].status == AssetStatus.FAILED and assets[name].failure_reason == failed[name]
-        assert not stored(assets[name].storage_key).exists()
-        assert not stored(assets[name].storage_key + ".type").exists()
+        # Kept until the cleanup's retention, moved off the one-time key.
+        assert stored(assets[name].storage_key).exists()
+        assert not stored(assets[name].upload_key).exists()
     assert stored(assets["good.jpg"].storage_key + ".type").read_text() == "image/jpeg"
+    assert not stored(assets["good.jpg"].upload_key).exists()
 
     progress = staff.get(gallery_url(studio, gallery, f"uploads/{result['batch']}/")).json()
     assert {f["filename"]: f["reason"] for f in progress["failed"]} == failed
@@ -571,10 +596,12 @@ def test_a_storage_error_leaves_the_asset_processing_for_a_retry(studio, gallery
     with pytest.raises(StorageError):
         process(studio, asset)
     asset = reload(studio, asset)
-    assert (asset.status, asset.failure_reason, asset.derivatives) == (AssetStatus.PROCESSING, "", {})
+    assert (asset.status, asset.derivatives) == (AssetStatus.PROCESSING, {})
+    assert asset.failure_reason.startswith("Waiting for storage")  # staff see why it is still processing
     assert stored(asset.storage_key).exists()
 
-    assert process(studio, asset).status == AssetStatus.READY  # the retry finishes it
+    done = process(studio, asset)  # the retry finishes it
+    assert (done.status, done.failure_reason) == (AssetStatus.READY, "")
 
 
 def test_eager_apply_retries_inline_until_storage_works(studio, gallery, flaky_put, settings):
@@ -617,7 +644,7 @@ def test_the_same_bytes_twice_in_a_gallery_fail_as_a_duplicate(studio, gallery, 
 
     assert second.status == AssetStatus.FAILED
     assert second.failure_reason.startswith("Duplicate of first.jpg")
-    assert not stored(second.storage_key).exists()
+    assert stored(second.storage_key).exists()  # a failed photo keeps its original until the cleanup
     assert files_under(f"{derivatives_prefix(second)}{second.pk}/") == {}
     assert stored(first.storage_key).exists()  # the first copy is untouched
     assert reload(studio, first).status == AssetStatus.READY
@@ -666,7 +693,7 @@ def test_a_twin_that_finishes_first_wins_the_race(studio, gallery, monkeypatch, 
 
     assert asset.status == AssetStatus.FAILED
     assert asset.failure_reason.startswith("Duplicate")
-    assert not stored(asset.storage_key).exists()
+    assert stored(asset.storage_key).exists()  # kept until the cleanup, like any failed photo
     assert reload(studio, twin).status == AssetStatus.READY
 
 
@@ -722,34 +749,64 @@ def set_quota(studio: Studio, quota: int) -> None:
     Studio.objects.filter(pk=studio.pk).update(storage_quota_bytes=quota)
 
 
-def test_usage_counts_originals_and_derivatives_but_not_failed_assets(
-    studio, gallery, staff, django_capture_on_commit_callbacks
+def test_usage_counts_what_is_stored_and_what_is_reserved(
+    studio, gallery, staff, settings, django_capture_on_commit_callbacks
 ):
     assert usage(studio) == 0
     ready = factories.ready_asset(studio, gallery)
     on_disk = sum(stored(d["key"]).stat().st_size for d in ready.derivatives.values())
     assert ready.derivative_bytes == on_disk > 0
-    assert usage(studio) == ready.size + on_disk
+    assert usage(studio) == ready.size + on_disk  # settled: as measured
 
     with django_capture_on_commit_callbacks(execute=True):
         failed = process(studio, stored_asset(studio, gallery, b"not an image at all", name="x.jpg"))
     assert failed.status == AssetStatus.FAILED and failed.size > 0
-    assert usage(studio) == ready.size + on_disk
+    # Its original is still stored (until the cleanup), so it counts.
+    assert usage(studio) == ready.size + on_disk + failed.size
 
-    # Announced but not yet uploaded files hold their room.
+    # A target handed out reserves the file and an estimate of its derivatives.
     staff.post(
         gallery_url(studio, gallery, "uploads/"),
-        {"files": [{"filename": "soon.jpg", "size": 5000, "content_type": "image/jpeg"}]},
+        {"files": [{"filename": "soon.jpg", "size": 5_000_000, "content_type": "image/jpeg"}]},
         format="json",
     )
-    assert usage(studio) == ready.size + on_disk + 5000
+    reserved = 5_000_000 + settings.DERIVATIVE_ESTIMATE_BYTES
+    assert usage(studio) == ready.size + on_disk + failed.size + reserved
     assert usage(factories.studio()) == 0  # per studio
+
+
+def test_a_target_never_used_stops_counting_when_its_reservation_ends(studio, gallery, staff, settings):
+    """Before, 200 abandoned targets counted for 48 hours (8.5 GB against
+    70 MB stored): the reservation now ends with UPLOAD_RESERVATION_SECONDS."""
+    response = staff.post(
+        gallery_url(studio, gallery, "uploads/"),
+        {"files": [{"filename": f"{i}.jpg", "size": 40_000_000, "content_type": "image/jpeg"} for i in range(200)]},
+        format="json",
+    )
+    assert response.status_code == 201
+    assert usage(studio) == 200 * (40_000_000 + settings.DERIVATIVE_ESTIMATE_BYTES)
+    later = timezone.now() + timedelta(seconds=settings.UPLOAD_RESERVATION_SECONDS + 1)
+    with studio_scope(studio):
+        assert selectors.storage_usage(studio, now=later) == 0
+
+
+def test_derivatives_are_reserved_with_an_estimate_so_the_quota_is_not_overrun(studio, gallery, staff, settings):
+    """Before, targets reserved the originals only: a studio filled exactly to
+    its quota ended above it once the derivatives were written."""
+    settings.DERIVATIVE_ESTIMATE_BYTES = 300_000
+    set_quota(studio, 10_000_000)
+    files = [{"filename": f"{i}.jpg", "size": 2_000_000, "content_type": "image/jpeg"} for i in range(5)]
+    response = staff.post(gallery_url(studio, gallery, "uploads/"), {"files": files}, format="json")
+    error = assert_api_error(response, 413, "STORAGE_QUOTA_EXCEEDED")
+    assert error["details"] == {"usage_bytes": 0, "quota_bytes": 10_000_000, "requested_bytes": 11_500_000}
+    response = staff.post(gallery_url(studio, gallery, "uploads/"), {"files": files[:4]}, format="json")
+    assert response.status_code == 201
 
 
 def test_presign_over_the_quota_answers_413_with_the_numbers(studio, gallery, staff):
     ready = factories.ready_asset(studio, gallery)
     used = ready.size + ready.derivative_bytes
-    set_quota(studio, used + 1000)
+    set_quota(studio, used + 2000)
     files = [
         {"filename": "a.jpg", "size": 600, "content_type": "image/jpeg"},
         {"filename": "b.jpg", "size": 500, "content_type": "image/jpeg"},
@@ -758,8 +815,9 @@ def test_presign_over_the_quota_answers_413_with_the_numbers(studio, gallery, st
 
     response = staff.post(gallery_url(studio, gallery, "uploads/"), {"files": files}, format="json")
 
+    # Small files: the derivative estimate is the file's own size.
     error = assert_api_error(response, 413, "STORAGE_QUOTA_EXCEEDED")
-    assert error["details"] == {"usage_bytes": used, "quota_bytes": used + 1000, "requested_bytes": 1100}
+    assert error["details"] == {"usage_bytes": used, "quota_bytes": used + 2000, "requested_bytes": 2200}
     with studio_scope(studio):
         assert not UploadBatch.objects.filter(gallery=gallery).exists()
         assert Asset.objects.filter(gallery=gallery).count() == 1
@@ -768,20 +826,22 @@ def test_presign_over_the_quota_answers_413_with_the_numbers(studio, gallery, st
     response = staff.post(gallery_url(studio, gallery, "uploads/"), {"files": files}, format="json")
     assert response.status_code == 201, response.content
     assert len(response.json()["targets"]) == 2
-    assert usage(studio) == used + 1000
+    assert usage(studio) == used + 2000
 
 
-def test_failed_assets_free_their_quota(studio, gallery, staff, django_capture_on_commit_callbacks):
+def test_failed_photos_count_until_the_cleanup_frees_them(studio, gallery, staff, django_capture_on_commit_callbacks):
     set_quota(studio, 2000)
     with django_capture_on_commit_callbacks(execute=True):
         failed = process(studio, stored_asset(studio, gallery, b"x" * 1500, name="x.jpg"))
     assert failed.status == AssetStatus.FAILED
-    response = staff.post(
-        gallery_url(studio, gallery, "uploads/"),
-        {"files": [{"filename": "a.jpg", "size": 2000, "content_type": "image/jpeg"}]},
-        format="json",
+    body = {"files": [{"filename": "a.jpg", "size": 300, "content_type": "image/jpeg"}]}  # + 300 estimated
+    assert_api_error(
+        staff.post(gallery_url(studio, gallery, "uploads/"), body, format="json"), 413, "STORAGE_QUOTA_EXCEEDED"
     )
-    assert response.status_code == 201, response.content
+    with in_studio(studio), django_capture_on_commit_callbacks(execute=True):
+        assert services.uploads_cleanup(older_than=timezone.now() + timedelta(seconds=1)) == 1
+    assert not stored(failed.storage_key).exists()
+    assert staff.post(gallery_url(studio, gallery, "uploads/"), body, format="json").status_code == 201
 
 
 # === 7. presign validation and the local upload endpoint ==============================================
@@ -984,4 +1044,7 @@ def test_the_local_endpoint_is_single_use(studio, gallery, staff, target, django
 
     again = post_raw(target["url"], target["fields"], b"\xff\xd8\xff" + b"\x00" * (len(target["data"]) - 3))
     assert_api_error(again, 409, "UPLOAD_NOT_EXPECTED")
-    assert stored(target["fields"]["key"]).read_bytes() == target["data"]
+    # What was checked was moved off the one-time key to the original's key.
+    original = reload(studio, Asset(pk=target["asset"])).storage_key
+    assert stored(original).read_bytes() == target["data"]
+    assert not stored(target["fields"]["key"]).exists()

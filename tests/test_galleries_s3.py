@@ -255,7 +255,11 @@ def test_presign_returns_post_policies_for_the_s3_endpoint(s3, studio, owner, cl
         ("b.png", 1234, "image/png", "png"),
     ):
         target = targets[filename]
-        key = f"studios/{studio.pk}/galleries/{gallery.pk}/originals/{target['asset']}.{extension}"
+        # A one-time key: complete moves what arrives there to the original's key.
+        key = target["fields"]["key"]
+        assert re.fullmatch(
+            rf"studios/{studio.pk}/galleries/{gallery.pk}/uploads/{target['asset']}-[\w-]{{16}}\.{extension}", key
+        ), key
         # A POST to the bucket on the S3 endpoint (path style), never to Django.
         assert target["method"] == "POST"
         assert target["url"] == f"{s3.url}/{BUCKET}"
@@ -281,7 +285,9 @@ def test_presign_returns_post_policies_for_the_s3_endpoint(s3, studio, owner, cl
         # Nothing was stored: the bytes go from the browser to S3.
         assert not s3.exists(key)
         asset = get_asset(studio, target["asset"])
-        assert (asset.storage_key, asset.status) == (key, AssetStatus.AWAITING_UPLOAD)
+        assert (asset.upload_key, asset.status) == (key, AssetStatus.AWAITING_UPLOAD)
+        # The original's key is never an upload target.
+        assert asset.storage_key == f"studios/{studio.pk}/galleries/{gallery.pk}/originals/{asset.pk}.{extension}"
 
 
 # --- 2. upload, complete, derivatives ---------------------------------------------------------------------
@@ -296,19 +302,23 @@ def test_uploaded_jpeg_is_processing_then_ready_with_derivatives_in_the_bucket(
     presigned = presign(client, studio, gallery, [("a.jpg", len(data), "image/jpeg")])
     target = presigned["targets"][0]
     post_file(s3, target, data)
-    original = target["fields"]["key"]
-    head = s3.head(original)
+    uploaded = target["fields"]["key"]
+    head = s3.head(uploaded)
     assert (head["ContentLength"], head["ContentType"]) == (len(data), "image/jpeg")
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         done = complete(client, studio, gallery, presigned["batch"])
     assert done == {"processing": [target["asset"]], "failed": [], "missing": []}
     assert get_asset(studio, target["asset"]).status == AssetStatus.PROCESSING
+    # Copied off the one-time key: what was checked is what gets processed.
+    original = get_asset(studio, target["asset"]).storage_key
+    assert s3.head(original)["ContentType"] == "image/jpeg"
     assert not s3.keys(f"{prefix_of(gallery)}derivatives/")  # the task runs on commit, not before
     assert callbacks
     with django_capture_on_commit_callbacks(execute=True):  # the task's own on_commit work, if any
         for callback in callbacks:
             callback()
+    assert not s3.exists(uploaded)  # deleted after commit
 
     asset = get_asset(studio, target["asset"])
     assert asset.status == AssetStatus.READY, asset.failure_reason
@@ -340,7 +350,35 @@ def test_uploaded_jpeg_is_processing_then_ready_with_derivatives_in_the_bucket(
 # --- 3. objects that break the policy -----------------------------------------------------------------------
 
 
-def test_complete_rejects_and_deletes_objects_that_break_the_policy(
+def test_a_second_post_to_a_target_after_complete_cannot_replace_the_original(
+    s3, studio, owner, client_for, django_capture_on_commit_callbacks
+):
+    """The presigned POST stays valid for 15 minutes. Before, a second POST
+    to the same key after complete replaced the checked original (the local
+    endpoint refused it with 409: the two backends disagreed). Now targets
+    are one-time keys that complete copies away from."""
+    client = client_for(owner)
+    gallery = make_gallery(studio)
+    data = jpeg(64, 48)
+    presigned = presign(client, studio, gallery, [("a.jpg", len(data), "image/jpeg")])
+    target = presigned["targets"][0]
+    post_file(s3, target, data)
+    with django_capture_on_commit_callbacks(execute=True):
+        complete(client, studio, gallery, presigned["batch"])
+    asset = get_asset(studio, target["asset"])
+    assert asset.status == AssetStatus.READY
+
+    impostor = png(64, 48)[: len(data)].ljust(len(data), b"\0")
+    post_file(s3, target, impostor)  # moto accepts it, as S3 would within the 15 minutes
+    assert s3.get(asset.storage_key) == data
+    with django_capture_on_commit_callbacks(execute=True):
+        assert complete(client, studio, gallery, presigned["batch"]) == {"processing": [], "failed": [], "missing": []}
+    again = get_asset(studio, target["asset"])
+    assert (again.status, again.sha256) == (AssetStatus.READY, hashlib.sha256(data).hexdigest())
+    assert s3.get(again.storage_key) == data
+
+
+def test_complete_fails_objects_that_break_the_policy_and_keeps_them_for_the_cleanup(
     s3, studio, owner, client_for, django_capture_on_commit_callbacks
 ):
     client = client_for(owner)
@@ -383,15 +421,15 @@ def test_complete_rejects_and_deletes_objects_that_break_the_policy(
     assert "PNG" in reasons["png.jpg"] and "image/jpeg" in reasons["png.jpg"]
     assert done["processing"] == [targets["good.jpg"]["asset"]]
     assert done["missing"] == [targets["never.jpg"]["asset"]]
-    assert all(s3.exists(key) for key in broken.values())  # deleted on commit only
     with django_capture_on_commit_callbacks(execute=True):
         for callback in callbacks:
             callback()
 
     for name, key in broken.items():
-        assert not s3.exists(key), name
         asset = get_asset(studio, targets[name]["asset"])
         assert (asset.status, asset.failure_reason) == (AssetStatus.FAILED, reasons[name])
+        # Kept (moved off the one-time key) until the cleanup's retention ends.
+        assert not s3.exists(key) and s3.exists(asset.storage_key), name
     assert get_asset(studio, targets["good.jpg"]["asset"]).status == AssetStatus.READY
     assert get_asset(studio, targets["never.jpg"]["asset"]).status == AssetStatus.AWAITING_UPLOAD
 
@@ -442,7 +480,7 @@ def test_a_file_uploaded_after_missing_completes_on_the_next_call(
     assert get_asset(studio, target["asset"]).status == AssetStatus.READY
 
 
-def test_files_the_task_rejects_are_failed_and_deleted_from_the_bucket(
+def test_files_the_task_rejects_are_failed_their_originals_kept_their_derivatives_gone(
     s3, studio, owner, client_for, django_capture_on_commit_callbacks
 ):
     client = client_for(owner)
@@ -477,9 +515,10 @@ def test_files_the_task_rejects_are_failed_and_deleted_from_the_bucket(
     assert truncated.status == AssetStatus.FAILED
     assert "damaged" in truncated.failure_reason or "truncated" in truncated.failure_reason
     for failed in (twin, truncated):
-        assert not s3.exists(failed.storage_key)
+        assert s3.exists(failed.storage_key)  # until the cleanup's retention ends
         assert not s3.keys(f"{prefix_of(gallery)}derivatives/{failed.pk}/")
-    assert s3.keys(prefix_of(gallery)) == set(asset_keys(first))
+    kept = {*asset_keys(first), twin.storage_key, truncated.storage_key}
+    assert s3.keys(prefix_of(gallery)) == kept  # and nothing left on the one-time keys
 
 
 # --- 4. media links --------------------------------------------------------------------------------------

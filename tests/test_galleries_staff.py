@@ -781,7 +781,8 @@ def test_upload_end_to_end_with_progress(studio, staff, django_capture_on_commit
 
     [requested] = _events(studio, Action.UPLOAD_REQUESTED, gallery)
     total = sum(len(data) for _, data, _ in files)
-    assert requested.after == {"batch": batch, "files": 3, "bytes": total, "rejected": 0}
+    # Small files: each reserves its size again for its derivatives.
+    assert requested.after == {"batch": batch, "files": 3, "bytes": total, "reserved_bytes": 2 * total, "rejected": 0}
     assert requested.actor_user_id == factories.owner_membership(studio).user_id
 
     progress = staff.get(gallery_url(studio, gallery, f"uploads/{batch}/"))
@@ -796,7 +797,7 @@ def test_upload_end_to_end_with_progress(studio, staff, django_capture_on_commit
         broken = Asset.objects.get(pk=failed["asset"])
         ready = list(Asset.objects.filter(gallery=gallery, status=AssetStatus.READY))
     assert broken.status == AssetStatus.FAILED and broken.failure_reason == failed["reason"]
-    assert not (Path(settings.MEDIA_ROOT) / broken.storage_key).exists()  # deleted on commit
+    assert (Path(settings.MEDIA_ROOT) / broken.storage_key).exists()  # kept until the cleanup's retention
     assert {a.original_filename for a in ready} == {"a.jpg", "b.png"}
     assert all(set(a.derivatives) == {"thumb", "medium", "large"} for a in ready)
 
@@ -1074,7 +1075,8 @@ def test_selections_list_finalised_and_reopened_with_snapshots(studio, staff):
     first = factories.ready_asset(studio, gallery, name="first.jpg")
     second = factories.ready_asset(studio, gallery, name="second.jpg")
     jo = _visitor(studio, gallery, "Jo Client", "jo@example.com")
-    folder = factories.folder(studio, gallery, "Album")
+    with _acting(studio):
+        folder = services.folder_create(gallery=gallery, name="Album", visitor=jo)
     _rate(studio, gallery, jo, (first, 4))
     older = _finalize(studio, gallery, jo)
     assert staff.post(gallery_url(studio, gallery, "reopen-selection/")).status_code == 200

@@ -13,6 +13,7 @@ endpoint or model is tested by them without anyone remembering to.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -449,10 +450,22 @@ def _reopen(e: Env) -> tuple[APIClient, str, dict]:
     return e.client, _gurl(e, selection.gallery, "reopen-selection/"), {}
 
 
+def _visitor_folder(client: APIClient, gallery: Any, assets: list[Any] = ()) -> str:
+    """A folder of the portal visitor's own (staff folders are read-only to
+    visitors), holding ``assets``; returns its id."""
+    created = client.post(_purl(gallery, "folders/"), {"name": f"Mine {uuid.uuid4().hex[:6]}"}, format="json")
+    assert created.status_code == 201, created.content
+    folder_id = created.json()["id"]
+    if assets:
+        added = client.post(_purl(gallery, f"folders/{folder_id}/add/"), {"assets": _ids(assets)}, format="json")
+        assert added.status_code < 300, added.content
+    return folder_id
+
+
 def _portal_folder(e: Env, suffix: str, body: Callable[[Any, list[Any], Any], dict]) -> tuple[APIClient, str, dict]:
     client, gallery, assets = _portal(e)
-    folder = factories.folder(e.studio, gallery)
-    return client, _purl(gallery, f"folders/{folder.pk}/{suffix}"), body(gallery, assets, folder)
+    folder = _visitor_folder(client, gallery)
+    return client, _purl(gallery, f"folders/{folder}/{suffix}"), body(gallery, assets, folder)
 
 
 def _staff_folder(e: Env, suffix: str, body: Callable[[Any, list[Any], Any], dict]) -> tuple[APIClient, str, dict]:
@@ -484,10 +497,10 @@ def _portal_rated(e: Env) -> tuple[APIClient, str, dict]:
 def _moved(e: Env, portal: bool) -> tuple[APIClient, str, dict]:
     if portal:
         client, gallery, assets = _portal(e)
-        base = _purl
-    else:
-        gallery, assets = _with_assets(e)
-        client, base = e.client, (lambda g, s="": _gurl(e, g, s))
+        source, target = _visitor_folder(client, gallery, assets), _visitor_folder(client, gallery)
+        return client, _purl(gallery, f"folders/{source}/move/"), {"assets": _ids(assets), "to": target}
+    gallery, assets = _with_assets(e)
+    client, base = e.client, (lambda g, s="": _gurl(e, g, s))
     source, target = _filed(e, gallery, assets), factories.folder(e.studio, gallery)
     return client, base(gallery, f"folders/{source.pk}/move/"), {"assets": _ids(assets), "to": str(target.pk)}
 
@@ -605,9 +618,9 @@ GALLERY_CASES: dict[tuple[str, str], tuple[Callable[[Env], tuple[APIClient, str,
     ),
     ("portal-folder-detail", "DELETE"): (lambda e: _portal_folder(e, "", lambda g, a, f: {}), "folder.deleted"),
     ("portal-folder-reorder", "POST"): (
-        lambda e: (
-            lambda c, g, a: (c, _purl(g, "folders/reorder/"), {"folders": [str(factories.folder(e.studio, g).pk)]})
-        )(*_portal(e)),
+        lambda e: (lambda c, g, a: (c, _purl(g, "folders/reorder/"), {"folders": [_visitor_folder(c, g)]}))(
+            *_portal(e)
+        ),
         "folders.reordered",
     ),
     ("portal-folder-add-assets", "POST"): (
@@ -621,7 +634,11 @@ GALLERY_CASES: dict[tuple[str, str], tuple[Callable[[Env], tuple[APIClient, str,
     ("portal-folder-move-assets", "POST"): (lambda e: _moved(e, portal=True), "placements.moved"),
     ("portal-folder-reorder-assets", "POST"): (
         lambda e: (
-            lambda c, g, a: (c, _purl(g, f"folders/{_filed(e, g, a).pk}/reorder-assets/"), {"assets": _ids(a[::-1])})
+            lambda c, g, a: (
+                c,
+                _purl(g, f"folders/{_visitor_folder(c, g, a)}/reorder-assets/"),
+                {"assets": _ids(a[::-1])},
+            )
         )(*_portal(e)),
         "placements.reordered",
     ),
@@ -812,6 +829,16 @@ BOOKING_CASES: dict[tuple[str, str], tuple[Callable[[Env], tuple[APIClient, str,
         "availability.changed",
     ),
     ("time-off-detail", "DELETE"): (lambda e: _config(e, "bookings.TimeOff", "time-off", {}), "availability.changed"),
+    ("booking-list", "POST"): (
+        lambda e: (
+            lambda s, start: (
+                e.client,
+                _surl(e, "bookings/"),
+                {"service": str(s.pk), "start": start.isoformat(), "client_name": "P", "client_email": "p@example.com"},
+            )
+        )(*_bookable(e)),
+        "booking.confirmed",
+    ),
     ("booking-detail", "PATCH"): (
         lambda e: (e.client, _surl(e, f"bookings/{factories.booking(e.studio).pk}/"), {"notes": "Bring the drone"}),
         "booking.updated",

@@ -169,6 +169,13 @@ def _file(studio: Any, folder: Folder, assets: list[Asset]) -> None:
         services.placements_add(folder=folder, assets=assets)
 
 
+def _folder(studio: Any, gallery: Gallery, client: APIClient, name: str = "") -> Folder:
+    """A folder of the visitor of ``client`` (the studio's own are read-only to visitors)."""
+    visitor = _visitor(client)
+    with context.acting_as(context.Actor.visitor(visitor)), studio_scope(studio):
+        return services.folder_create(gallery=gallery, name=name or f"Mine {uuid.uuid4().hex[:6]}", visitor=visitor)
+
+
 def _placed(folder: Folder) -> list[str]:
     with unscoped():
         return [
@@ -849,10 +856,10 @@ def test_an_asset_in_several_folders_and_the_folder_filter(studio):
 def test_move_between_folders_of_the_same_gallery_only(studio):
     gallery = _gallery(studio)
     a, b, c = _bulk_assets(studio, gallery, 3)
-    source, target = factories.folder(studio, gallery, "Source"), factories.folder(studio, gallery, "Target")
+    client = _open(gallery)
+    source, target = _folder(studio, gallery, client, "Source"), _folder(studio, gallery, client, "Target")
     _file(studio, source, [a, b])
     _file(studio, target, [c])
-    client = _open(gallery)
     move = _url(gallery, f"folders/{source.pk}/move/")
     assert client.post(move, {"assets": _ids([a]), "to": str(target.pk)}, format="json").status_code == 204
     assert _placed(source) == _ids([b])
@@ -875,9 +882,9 @@ def test_move_between_folders_of_the_same_gallery_only(studio):
 def test_reorder_assets_puts_the_listed_first(studio):
     gallery = _gallery(studio)
     a, b, c, d, outside = _bulk_assets(studio, gallery, 5)
-    folder = factories.folder(studio, gallery)
-    _file(studio, folder, [a, b, c, d])
     client = _open(gallery)
+    folder = _folder(studio, gallery, client)
+    _file(studio, folder, [a, b, c, d])
     url = _url(gallery, f"folders/{folder.pk}/reorder-assets/")
     assert client.post(url, {"assets": _ids([c, a])}, format="json").status_code == 204
     assert _placed(folder) == _ids([c, a, b, d])
@@ -894,7 +901,7 @@ def test_bulk_add_runs_a_constant_number_of_queries(studio):
     client = _open(gallery)
     counts = {}
     for name, chosen in (("small", assets[:20]), ("big", assets[20:])):
-        folder = factories.folder(studio, gallery, name)
+        folder = _folder(studio, gallery, client, name)
         with CaptureQueriesContext(connection) as queries:
             response = client.post(_url(gallery, f"folders/{folder.pk}/add/"), {"assets": _ids(chosen)}, format="json")
         assert response.status_code == 204, response.content
@@ -949,9 +956,11 @@ def test_finalise_freezes_rated_or_filed_non_trashed_photos(studio):
     bob = _open(gallery, name="Bob", email="bob@example.com")
     _rate(studio, gallery, _visitor(ann), [(rated, 5), (both, 3), (rated_then_binned, 4)])
     _rate(studio, gallery, _visitor(bob), [(rated, 4)])
-    keep, prints = factories.folder(studio, gallery, "Keep"), factories.folder(studio, gallery, "Prints")
+    keep, prints = _folder(studio, gallery, ann, "Keep"), _folder(studio, gallery, bob, "Prints")
     _file(studio, keep, [both, filed])
     _file(studio, prints, [both])
+    # The studio's own folders are its curation, not a client's choice.
+    _file(studio, factories.folder(studio, gallery, "Studio picks"), [untouched])
     assert (
         ann.post(_url(gallery, "assets/trash/"), {"assets": _ids([rated_then_binned])}, format="json").status_code
         == 204
@@ -1044,7 +1053,7 @@ def test_finalised_selection_locks_writes_until_staff_reopen(studio, make_member
     gallery = _gallery(studio)
     a, b, c = _bulk_assets(studio, gallery, 3)
     client = _open(gallery)
-    folder, other = factories.folder(studio, gallery, "One"), factories.folder(studio, gallery, "Two")
+    folder, other = _folder(studio, gallery, client, "One"), _folder(studio, gallery, client, "Two")
     _file(studio, folder, [a, b])
     _rate(studio, gallery, _visitor(client), [(a, 5)])
     first = client.post(_url(gallery, "selection/"))
@@ -1241,11 +1250,9 @@ def test_making_a_gallery_private_ends_sessions_opened_by_link(studio):
 def test_moving_refuses_photos_that_are_not_in_the_source_folder(studio):
     gallery = _gallery(studio)
     filed, loose = _bulk_assets(studio, gallery, 2)
-    with _staff(studio):
-        source = services.folder_create(gallery=gallery, name="From")
-        target = services.folder_create(gallery=gallery, name="To")
-        services.placements_add(folder=source, assets=[filed])
     client = _open(gallery)
+    source, target = _folder(studio, gallery, client, "From"), _folder(studio, gallery, client, "To")
+    _file(studio, source, [filed])
     body = {"assets": _ids([filed, loose]), "to": str(target.pk)}
     error = assert_api_error(
         client.post(_url(gallery, f"folders/{source.pk}/move/"), body, format="json"), 400, "NOT_IN_FOLDER"
@@ -1254,3 +1261,14 @@ def test_moving_refuses_photos_that_are_not_in_the_source_folder(studio):
     with studio_scope(studio):
         assert list(target.placements.values_list("asset_id", flat=True)) == []  # nothing moved
         assert list(source.placements.values_list("asset_id", flat=True)) == [filed.pk]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("suffix", ["", "assets/", "folders/", "selection/"])
+def test_an_undeclared_method_answers_405_before_any_session_check(studio, suffix):
+    """TRACE answered 401 ("open the gallery first"), as if a session could make it work."""
+    gallery = _gallery(studio)
+    for client in (_client(), _open(gallery)):
+        response = client.generic("TRACE", _url(gallery, suffix))
+        assert_api_error(response, 405, "METHOD_NOT_ALLOWED")
+        assert "GET" in response["Allow"] or "POST" in response["Allow"]

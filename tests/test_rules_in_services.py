@@ -43,7 +43,7 @@ def test_the_clients_cancel_reason_is_kept(studio):
         (Service, {"name": "S", "duration_minutes": 60, "price": 10, "deposit": 20}, "deposit", "deposit_above_price"),
         (Service, {"name": "S", "duration_minutes": 0}, "duration_minutes", "min_value"),
         (WorkingHours, {"weekday": 1, "start_time": "18:00", "end_time": "09:00"}, "end_time", "not_after_start"),
-        (WorkingHours, {"weekday": 9, "start_time": "09:00", "end_time": "18:00"}, "weekday", "max_value"),
+        (WorkingHours, {"weekday": 9, "start_time": "09:00", "end_time": "18:00"}, "weekday", "invalid_choice"),
     ],
 )
 def test_services_validate_the_model_for_every_caller(studio, model, values, field, code):

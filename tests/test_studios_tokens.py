@@ -132,6 +132,8 @@ class TestStudioList:
             "name",
             "timezone",
             "contact_email",
+            "booking_cancellation_hours",
+            "payment_instructions",
             "created_at",
             "role",
             "scopes",
@@ -183,6 +185,8 @@ class TestStudioCreate:
             "name": "Light & Shadow",
             "timezone": "Europe/Berlin",
             "contact_email": "hi@ls.de",
+            "booking_cancellation_hours": 48,
+            "payment_instructions": "",
         }
         assert created.actor_user_id == user.pk
         (added,) = studio_events(studio, Action.MEMBER_ADDED)
@@ -256,7 +260,13 @@ class TestStudioDetail:
         assert_api_error(client_for(owner).get(studio_url(studio)), 404, "NOT_FOUND")
 
     def test_owner_updates_and_it_is_audited(self, studio, owner, client_for):
-        before = {"name": studio.name, "timezone": studio.timezone, "contact_email": studio.contact_email}
+        before = {
+            "name": studio.name,
+            "timezone": studio.timezone,
+            "contact_email": studio.contact_email,
+            "booking_cancellation_hours": 48,
+            "payment_instructions": "",
+        }
         response = client_for(owner).patch(
             studio_url(studio), {"name": "Renamed", "timezone": "America/New_York", "contact_email": "a@b.co"}
         )
@@ -269,7 +279,13 @@ class TestStudioDetail:
         assert (studio.name, studio.timezone, studio.contact_email) == ("Renamed", "America/New_York", "a@b.co")
         (event,) = studio_events(studio, Action.STUDIO_UPDATED)
         assert event.before == before
-        assert event.after == {"name": "Renamed", "timezone": "America/New_York", "contact_email": "a@b.co"}
+        assert event.after == {
+            "name": "Renamed",
+            "timezone": "America/New_York",
+            "contact_email": "a@b.co",
+            "booking_cancellation_hours": 48,
+            "payment_instructions": "",
+        }
         assert event.actor_user_id == owner.user_id
 
     def test_slug_is_not_editable(self, studio, owner, client_for):

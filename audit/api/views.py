@@ -15,6 +15,7 @@ from audit.api.serializers import AuditEventSerializer
 from audit.filtersets import AuditEventFilterSet
 from audit.models import AuditEvent
 from audit.selectors import audit_events_csv
+from studio import context
 from studio.api.base import StudioViewSet
 from studio.api.renderers import CSVRenderer
 from studio.auditing import Action, audit_record
@@ -36,7 +37,13 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Studio
     def export(self, request: Request, *args: Any, **kwargs: Any) -> StreamingHttpResponse:
         """The filtered log as CSV, oldest first. Exporting is itself audited."""
         queryset = self.filter_queryset(self.get_queryset())
-        filters = {key: values if len(values) > 1 else values[0] for key, values in request.query_params.lists()}
+        # What the client sent, made storable: PostgreSQL refuses NUL in jsonb.
+        filters = {
+            context.printable(key): [context.printable(v) for v in values]
+            if len(values) > 1
+            else context.printable(values[0])
+            for key, values in request.query_params.lists()
+        }
         audit_record(action=Action.AUDIT_EXPORTED, after={"filters": filters})
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
         response = StreamingHttpResponse(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -70,7 +71,17 @@ class PublicServicesView(PublicStudioView):
 @extend_schema(tags=["public booking"])
 class PublicSlotsView(PublicStudioView):
     @extend_schema(
-        parameters=[OpenApiParameter("start", str, required=True), OpenApiParameter("end", str, required=True)],
+        parameters=[
+            OpenApiParameter(
+                "start", OpenApiTypes.DATE, required=True, description="First date (studio's local date)."
+            ),
+            OpenApiParameter(
+                "end",
+                OpenApiTypes.DATE,
+                required=True,
+                description="Last date, inclusive; at most 62 days after start.",
+            ),
+        ],
         responses=SlotSerializer(many=True),
     )
     def get(self, request: Request, public_slug: str, pk: Any) -> Response:

@@ -22,6 +22,7 @@ from bookings.api.serializers import (
     PaymentSerializer,
     RescheduleSerializer,
     ServiceSerializer,
+    StaffBookingSerializer,
     TimeOffSerializer,
     WorkingHoursSerializer,
 )
@@ -112,15 +113,18 @@ class TimeOffViewSet(_AvailabilityViewSet):
 
 
 @extend_schema(tags=["bookings"])
-class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, StudioViewSet):
-    """Bookings by date range, status, service or member. PATCH assigns members,
-    a team, or notes; actions confirm, cancel, complete, reschedule and
-    mark-paid (the manual payment provider)."""
+class BookingViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, StudioViewSet
+):
+    """Bookings by date range, status, service or member. POST enters a
+    booking taken by phone (confirmed at once, under the hold and overlap
+    rules). PATCH assigns members, a team, or notes; actions confirm, cancel,
+    complete, reschedule and mark-paid (a deposit received by hand)."""
 
     model = Booking
     serializer_class = BookingSerializer
     filterset_class = BookingFilterSet
-    scope_map = {"GET": "booking:read", "PATCH": "booking:write", "PUT": "booking:write"}
+    scope_map = {"GET": "booking:read", "POST": "booking:write", "PATCH": "booking:write", "PUT": "booking:write"}
     action_scopes = {
         "confirm": "booking:write",
         "cancel": "booking:write",
@@ -133,6 +137,25 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Up
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
         return queryset.select_related("service", "assigned_team").prefetch_related("assigned_members", "payments")
+
+    @extend_schema(request=StaffBookingSerializer, responses={201: BookingSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = StaffBookingSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        booking = services.booking_create(
+            service=data["service"],
+            starts_at=data["start"],
+            client_name=data["client_name"],
+            client_email=data["client_email"],
+            client_phone=data["client_phone"],
+            notes=data["notes"],
+            member=data["member"],
+            anytime=data["anytime"],
+        )
+        response = self._respond(booking)
+        response.status_code = status.HTTP_201_CREATED
+        return response
 
     def perform_update(self, serializer: BookingSerializer) -> None:
         data = serializer.validated_data

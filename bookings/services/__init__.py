@@ -10,17 +10,18 @@ Reads are in ``bookings.selectors``. The names below are the public surface,
 so callers write ``services.booking_hold(...)``.
 """
 
+from bookings.links import booking_manage_url, manage_url
 from bookings.services.bookings import (
     SlotUnavailable,
     booking_assign,
     booking_cancel,
     booking_complete,
     booking_confirm,
+    booking_create,
     booking_hold,
     booking_reschedule,
     booking_staff_confirm,
     holds_release,
-    manage_url,
     reminders_send,
 )
 from bookings.services.contact import contact_convert, contact_submit
@@ -45,6 +46,7 @@ __all__ = [
     "booking_checkout",
     "booking_complete",
     "booking_confirm",
+    "booking_create",
     "booking_hold",
     "booking_reschedule",
     "booking_staff_confirm",
@@ -55,6 +57,7 @@ __all__ = [
     "feed_rotate",
     "handle_stripe_webhook",
     "holds_release",
+    "booking_manage_url",
     "manage_url",
     "payment_expired",
     "payment_mark_paid",

@@ -6,8 +6,8 @@ iCalendar SEQUENCE). Emails go out after commit."""
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -15,7 +15,8 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from bookings import availability, notifications
-from bookings.models import LIVE_STATUSES, Booking, BookingStatus, Service
+from bookings.links import manage_token
+from bookings.models import LIVE_STATUSES, STUDIO_RESOURCE, Booking, BookingStatus, Service
 from studio.auditing import Action, audit_record, snapshot
 from studio.errors import Conflict, DomainError, Forbidden
 from studio.models import hash_token
@@ -48,9 +49,18 @@ def holds_release(*, now: datetime | None = None) -> int:
     )
     for booking in expired:
         before = {"status": booking.status}
+        # A deposit promised by hand (the manual provider) was expected by
+        # both sides, so both hear that the time went; an abandoned hold or
+        # Stripe checkout page concerns nobody.
+        awaited_by_hand = (
+            booking.status == BookingStatus.AWAITING_PAYMENT
+            and booking.payments.filter(provider="manual", status="pending").exists()
+        )
         booking.status, booking.cancelled_at, booking.cancel_reason = BookingStatus.CANCELLED, now, "hold_expired"
         save_with_sequence(booking, "status", "cancelled_at", "cancel_reason")
         audit_record(action=Action.BOOKING_HOLD_EXPIRED, target=booking, before=before, after={"status": "cancelled"})
+        if awaited_by_hand:
+            notifications.queue_hold_lapsed(booking)
     return len(expired)
 
 
@@ -101,6 +111,37 @@ def insert_booking(booking: Booking) -> None:
     save_or_unavailable(booking)
 
 
+def _start_writing(service: Service, now: datetime) -> None:
+    """What every new booking does first: refuse an inactive service, take
+    the studio's turn, and free the times of expired holds."""
+    if not service.is_active:
+        raise DomainError("This service cannot be booked.", code="SERVICE_INACTIVE")
+    serialise_writers(service.studio)
+    holds_release(now=now)
+
+
+def _insert(service: Service, starts_at: datetime, resource: str, **fields: Any) -> Booking:
+    """Insert a booking of ``service`` at ``starts_at`` on ``resource`` (the
+    database refuses an overlap: 409), with the link's token and the member
+    it takes assigned."""
+    ends_at, blocked_start, blocked_end = blocked_times(service, starts_at)
+    booking = Booking(
+        studio=service.studio,
+        service=service,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        blocked_start=blocked_start,
+        blocked_end=blocked_end,
+        resource=resource,
+        **fields,
+    )
+    booking.token_hash = hash_token(manage_token(booking))
+    insert_booking(booking)
+    if resource != STUDIO_RESOURCE:
+        booking.assigned_members.set([resource])
+    return booking
+
+
 @transaction.atomic
 def booking_hold(
     *,
@@ -115,37 +156,92 @@ def booking_hold(
     """Hold a slot for BOOKING_HOLD_MINUTES while the client confirms or pays.
     Returns the booking and the raw token of the client's link."""
     now = now or timezone.now()
-    if not service.is_active:
-        raise DomainError("This service cannot be booked.", code="SERVICE_INACTIVE")
-    serialise_writers(service.studio)
-    holds_release(now=now)
+    _start_writing(service, now)
     slot = availability.slot_for(service, starts_at, now=now)
     if slot is None:
         raise SlotUnavailable()
-    ends_at, blocked_start, blocked_end = blocked_times(service, starts_at)
-    raw = secrets.token_urlsafe(32)
-    booking = Booking(
-        studio=service.studio,
-        service=service,
+    booking = _insert(
+        service,
+        starts_at,
+        slot.resources[0],
         client_name=client_name,
         client_email=client_email,
         client_phone=client_phone,
         notes=notes,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        blocked_start=blocked_start,
-        blocked_end=blocked_end,
-        resource=slot.resources[0],
         status=BookingStatus.HELD,
         hold_expires_at=now + timedelta(minutes=settings.BOOKING_HOLD_MINUTES),
-        token_hash=hash_token(raw),
         deposit_amount=service.deposit,
     )
-    insert_booking(booking)
-    if slot.resources[0] != "studio":
-        booking.assigned_members.set([slot.resources[0]])
     audit_record(action=Action.BOOKING_HELD, target=booking, after=booking_snapshot(booking))
-    return booking, raw
+    return booking, manage_token(booking)
+
+
+def _staff_resource(service: Service, starts_at: datetime, member: Any, anytime: bool, now: datetime) -> str:
+    """The resource a staff booking takes: ``member`` (one of the service's)
+    or the first free one. Overlap with other bookings and live holds,
+    buffers included, always counts; working hours, notice and advance
+    limits count unless ``anytime``."""
+    candidates = availability.resources_of(service)
+    if member is not None:
+        if str(member.pk) not in candidates:
+            raise DomainError(
+                "This member does not provide this service.",
+                code="MEMBER_NOT_ON_SERVICE",
+                fields={"member": ["Not one of the service's members."]},
+            )
+        candidates = [str(member.pk)]
+    if anytime:
+        _, blocked_start, blocked_end = blocked_times(service, starts_at)
+        free = [r for r in candidates if resource_free(r, blocked_start, blocked_end, now)]
+    else:
+        slot = availability.slot_for(service, starts_at, now=now)
+        free = [r for r in candidates if slot is not None and r in slot.resources]
+    if not free:
+        raise SlotUnavailable()
+    return free[0]
+
+
+@transaction.atomic
+def booking_create(
+    *,
+    service: Service,
+    starts_at: datetime,
+    client_name: str,
+    client_email: str,
+    client_phone: str = "",
+    notes: str = "",
+    member: Any = None,
+    anytime: bool = False,
+    deposit: Decimal | None = None,
+    now: datetime | None = None,
+) -> Booking:
+    """A booking staff enter themselves (taken by phone, agreed by email).
+
+    It is confirmed at once, under a client's rules: the writers of the
+    studio take turns, expired holds are released first, the time must be
+    free (bookings, live holds, buffers) and, unless ``anytime`` (staff may
+    book outside the public hours or notice), bookable; the database's
+    exclusion constraint has the last word. The client gets the confirmation
+    with their link; the studio hears of it. The service's deposit (or
+    ``deposit``) stays due until marked paid."""
+    now = now or timezone.now()
+    _start_writing(service, now)
+    booking = _insert(
+        service,
+        starts_at,
+        _staff_resource(service, starts_at, member, anytime, now),
+        client_name=client_name,
+        client_email=client_email,
+        client_phone=client_phone,
+        notes=notes,
+        status=BookingStatus.CONFIRMED,
+        confirmed_at=now,
+        deposit_amount=service.deposit if deposit is None else deposit,
+    )
+    audit_record(action=Action.BOOKING_CONFIRMED, target=booking, after={**booking_snapshot(booking), "by": "staff"})
+    notifications.queue_confirmation(booking)
+    notifications.queue_studio_notice(booking, "confirmed")
+    return booking
 
 
 def require_live_hold(booking: Booking, now: datetime) -> None:
@@ -160,6 +256,7 @@ def mark_confirmed(booking: Booking, now: datetime) -> Booking:
     save_with_sequence(booking, "status", "confirmed_at", "hold_expires_at")
     audit_record(action=Action.BOOKING_CONFIRMED, target=booking, after={"status": "confirmed"})
     notifications.queue_confirmation(booking)
+    notifications.queue_studio_notice(booking, "confirmed")
     return booking
 
 
@@ -215,6 +312,8 @@ def booking_cancel(*, booking: Booking, by_client: bool, reason: str = "", now: 
         after={"status": "cancelled", "reason": booking.cancel_reason},
     )
     notifications.queue_cancellation(booking)
+    if before["status"] in (BookingStatus.CONFIRMED, BookingStatus.AWAITING_PAYMENT):
+        notifications.queue_studio_notice(booking, "cancelled")  # a hold nobody confirmed is no news
     return booking
 
 
@@ -233,7 +332,7 @@ def booking_reschedule(
     slot = availability.slot_for(booking.service, starts_at, now=now, exclude=booking.pk)
     if slot is None:
         raise SlotUnavailable()
-    before = booking_snapshot(booking)
+    before, before_start = booking_snapshot(booking), booking.starts_at
     booking.starts_at = starts_at
     booking.ends_at, booking.blocked_start, booking.blocked_end = blocked_times(booking.service, starts_at)
     resource = booking.resource if booking.resource in slot.resources else slot.resources[0]
@@ -244,6 +343,8 @@ def booking_reschedule(
     audit_record(action=Action.BOOKING_RESCHEDULED, target=booking, before=before, after=booking_snapshot(booking))
     if booking.status == BookingStatus.CONFIRMED:
         notifications.queue_confirmation(booking, rescheduled=True)
+    if booking.status in (BookingStatus.CONFIRMED, BookingStatus.AWAITING_PAYMENT):
+        notifications.queue_studio_notice(booking, "rescheduled", previous=before_start)
     return booking
 
 
@@ -311,9 +412,3 @@ def reminders_send(*, now: datetime | None = None) -> int:
         with transaction.atomic():
             queued += notifications.queue_reminder(booking)
     return queued
-
-
-def manage_url(raw: str) -> str:
-    from django.urls import reverse
-
-    return settings.SITE_URL.rstrip("/") + reverse("bookings:manage", kwargs={"token": raw})

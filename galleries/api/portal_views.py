@@ -127,8 +127,13 @@ class PortalAssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Porta
 
     def paginate_queryset(self, queryset: QuerySet) -> list[Asset] | None:
         page = super().paginate_queryset(queryset)
-        self.folders_by_asset = selectors.folder_ids_by_asset(page or [])
+        self.folders_by_asset = selectors.folder_ids_by_asset(page or [], visible=self.visible_folders())
         return page
+
+    def visible_folders(self) -> QuerySet[Folder]:
+        return selectors.visible_folders(
+            Folder.objects.filter(gallery=self.gallery), gallery=self.gallery, visitor=self.visitor
+        )
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "folders_by_asset": getattr(self, "folders_by_asset", None)}
@@ -222,7 +227,9 @@ class PortalMediaView(PortalAPIView):
 class PortalFolderViewSet(
     mixins.ListModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, PortalViewSet
 ):
-    """Your folders. Writes are refused (409) once the selection is finalised."""
+    """The folders you see: the studio's (read-only to you), yours, and, when
+    the studio shares the selection, the other visitors'. Writes are refused
+    (409) once the selection is finalised."""
 
     model = Folder
     serializer_class = FolderSerializer
@@ -230,7 +237,10 @@ class PortalFolderViewSet(
     ordering = ("sort_order", "created_at")
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
-        return selectors.folders_with_counts(queryset)
+        # Another visitor's private folder is not there for you: 404, like
+        # another studio's object.
+        visible = selectors.visible_folders(queryset, gallery=self.gallery, visitor=self.visitor)
+        return selectors.folders_with_counts(visible)
 
     def perform_create(self, serializer: FolderSerializer) -> None:
         serializer.instance = services.folder_create(
@@ -240,10 +250,10 @@ class PortalFolderViewSet(
     def perform_update(self, serializer: FolderSerializer) -> None:
         name = serializer.validated_data.get("name")
         if name is not None:
-            serializer.instance = services.folder_rename(folder=serializer.instance, name=name, by_visitor=True)
+            serializer.instance = services.folder_rename(folder=serializer.instance, name=name, visitor=self.visitor)
 
     def perform_destroy(self, instance: Folder) -> None:
-        services.folder_delete(folder=instance, by_visitor=True)
+        services.folder_delete(folder=instance, visitor=self.visitor)
 
     def _assets(self, request: Request, serializer_class: type = AssetIdsSerializer) -> dict[str, Any]:
         serializer = serializer_class(data=request.data, context=self.get_serializer_context())
@@ -254,33 +264,39 @@ class PortalFolderViewSet(
     @action(detail=False, methods=["post"])
     def reorder(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = self._assets(request, FolderOrderSerializer)
-        services.folders_reorder(gallery=self.gallery, folders=data["folders"], by_visitor=True)
+        services.folders_reorder(gallery=self.gallery, folders=data["folders"], visitor=self.visitor)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=AssetIdsSerializer, responses={204: None})
     @action(detail=True, methods=["post"], url_path="add")
     def add_assets(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        services.placements_add(folder=self.get_object(), assets=self._assets(request)["assets"], by_visitor=True)
+        services.placements_add(folder=self.get_object(), assets=self._assets(request)["assets"], visitor=self.visitor)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=AssetIdsSerializer, responses={204: None})
     @action(detail=True, methods=["post"], url_path="remove")
     def remove_assets(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        services.placements_remove(folder=self.get_object(), assets=self._assets(request)["assets"], by_visitor=True)
+        services.placements_remove(
+            folder=self.get_object(), assets=self._assets(request)["assets"], visitor=self.visitor
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=MoveSerializer, responses={204: None})
     @action(detail=True, methods=["post"], url_path="move")
     def move_assets(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = self._assets(request, MoveSerializer)
-        services.placements_move(source=self.get_object(), target=data["to"], assets=data["assets"], by_visitor=True)
+        services.placements_move(
+            source=self.get_object(), target=data["to"], assets=data["assets"], visitor=self.visitor
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=AssetIdsSerializer, responses={204: None})
     @action(detail=True, methods=["post"], url_path="reorder-assets")
     def reorder_assets(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """The listed photos go first, in this order."""
-        services.placements_reorder(folder=self.get_object(), assets=self._assets(request)["assets"], by_visitor=True)
+        services.placements_reorder(
+            folder=self.get_object(), assets=self._assets(request)["assets"], visitor=self.visitor
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -8,6 +8,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from galleries import selectors
 from galleries.models import (
     Asset,
     AssetStatus,
@@ -20,6 +21,7 @@ from galleries.models import (
 )
 from studio.api.fields import StudioObjectField, StudioObjectsField
 from studio.models import Membership
+from studio.roles import scopes_for
 from teams.models import Team
 
 VARIANTS = ("thumb", "medium", "large", "original")
@@ -69,8 +71,15 @@ class GallerySerializer(serializers.ModelSerializer):
     pin = serializers.RegexField(
         r"^\d{4,8}$", write_only=True, required=False, allow_blank=True, help_text="4-8 digits; empty removes it."
     )
-    has_pin = serializers.BooleanField(read_only=True)
-    access_code = serializers.CharField(max_length=32, required=False, help_text="Generated if omitted.")
+    has_pin = serializers.BooleanField(
+        read_only=True, allow_null=True, help_text="Null for roles that may not share the gallery (viewers)."
+    )
+    access_code = serializers.CharField(
+        max_length=32,
+        required=False,
+        allow_null=True,
+        help_text="Generated if omitted. Null for roles that may not share the gallery (viewers).",
+    )
     assigned_members = StudioObjectsField(model=Membership, required=False)
     assigned_team = StudioObjectField(model=Team, required=False, allow_null=True)
     cover = serializers.UUIDField(source="cover_id", read_only=True, allow_null=True)
@@ -92,6 +101,20 @@ class GallerySerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["id", "status", "has_pin", "cover", "asset_count", "created_at", "updated_at"]
+
+    def validate_access_code(self, value: str | None) -> str:
+        if value is None:
+            raise serializers.ValidationError("Send a code, or leave the field out.", code="null")
+        return value
+
+    def to_representation(self, gallery: Gallery) -> dict[str, Any]:
+        """The client's code (and whether a PIN guards it) is for the roles
+        that may share a gallery (gallery:write), not for viewers."""
+        data = super().to_representation(gallery)
+        membership = self.context.get("membership")
+        if membership is not None and "gallery:write" not in scopes_for(membership.role):
+            data["access_code"] = data["has_pin"] = None
+        return data
 
 
 class RotateCodeSerializer(serializers.Serializer):
@@ -121,7 +144,7 @@ class OptionalAssetIdsSerializer(AssetIdsSerializer):
 
 class StaffAssetSerializer(serializers.ModelSerializer):
     urls = serializers.SerializerMethodField()
-    average_stars = serializers.FloatField(read_only=True, default=None)
+    average_stars = serializers.FloatField(read_only=True, allow_null=True, default=None, help_text="Null: no ratings.")
     rating_count = serializers.IntegerField(read_only=True, default=0)
     trashed = serializers.SerializerMethodField()
 
@@ -344,9 +367,15 @@ class PortalAssetSerializer(serializers.ModelSerializer):
 
     def get_folders(self, asset: Asset) -> list[str]:
         by_asset = self.context.get("folders_by_asset")
-        if by_asset is not None:  # a list page fetched them in one query
-            return by_asset.get(asset.pk, [])
-        return [str(p.folder_id) for p in asset.placements.order_by("folder__sort_order")]
+        if by_asset is None:  # one photo (a list page fetched them all in one query)
+            gallery, visitor = self.context.get("gallery"), self.context.get("visitor")
+            visible = None
+            if gallery is not None and visitor is not None:
+                visible = selectors.visible_folders(
+                    Folder.objects.filter(gallery=gallery), gallery=gallery, visitor=visitor
+                )
+            by_asset = selectors.folder_ids_by_asset([asset], visible=visible)
+        return by_asset.get(asset.pk, [])
 
     def get_trashed(self, asset: Asset) -> bool:
         return asset.trashed_at is not None
@@ -377,3 +406,20 @@ class FolderOrderSerializer(serializers.Serializer):
 
 class MoveSerializer(AssetIdsSerializer):
     to = StudioObjectField(model=Folder, help_text="The folder to move the assets into.")
+
+
+class StorageSerializer(serializers.Serializer):
+    quota_bytes = serializers.IntegerField()
+    used_bytes = serializers.IntegerField(help_text="Originals + derivatives + reserved: what uploads count against.")
+    free_bytes = serializers.IntegerField()
+    used_fraction = serializers.FloatField(help_text="used_bytes / quota_bytes (may exceed 1).")
+    originals_bytes = serializers.IntegerField(help_text="Originals of ready, processing and failed photos.")
+    derivatives_bytes = serializers.IntegerField(help_text="Derivatives as stored.")
+    reserved_bytes = serializers.IntegerField(
+        help_text="Upload targets handed out and not yet used, and derivative estimates of photos processing."
+    )
+    photos = serializers.IntegerField(help_text="Photos stored (ready, processing or failed).")
+    photos_ready = serializers.IntegerField()
+    level = serializers.ChoiceField(
+        choices=["ok", "warning", "critical"], help_text="warning from 80%, critical from 95%."
+    )

@@ -31,6 +31,7 @@ nested.register("folders", views.FolderViewSet, basename="gallery-folder")
 
 urlpatterns = [
     *router.urls,
+    path("storage/", views.StorageView.as_view(), name="storage"),
     path(
         "galleries/<uuid:gallery_pk>/assets/<uuid:pk>/media/<variant:variant>/",
         views.AssetMediaView.as_view(),

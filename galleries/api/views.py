@@ -29,6 +29,7 @@ from galleries.api.serializers import (
     SelectionSerializer,
     SetCoverSerializer,
     StaffAssetSerializer,
+    StorageSerializer,
     UploadBatchSerializer,
     VisitorSerializer,
 )
@@ -129,7 +130,8 @@ class GalleryViewSet(
         return Response(SelectionSerializer(selection).data)
 
     @extend_schema(request=OptionalAssetIdsSerializer, responses={202: StaffAssetSerializer(many=True)})
-    @action(detail=True, methods=["post"], url_path="regenerate-derivatives")
+    # The whole list, never a page: say so, or the schema documents a page.
+    @action(detail=True, methods=["post"], url_path="regenerate-derivatives", pagination_class=None)
     def regenerate(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         gallery = self.get_object()
         ctx = {**self.get_serializer_context(), "gallery": gallery}
@@ -175,6 +177,21 @@ class AssetMediaView(StudioAPIView):
     def get(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse | FileResponse | HttpResponseRedirect:
         asset = self.get_object()
         return media_response(asset, kwargs["variant"], download=request.query_params.get("download") == "1")
+
+
+@extend_schema(tags=["galleries"])
+class StorageView(StudioAPIView):
+    """The studio's storage: bytes of originals and derivatives, bytes
+    reserved for uploads on their way, photos, the quota and how full it is
+    (``level``: ok, warning from 80%, critical from 95%). ``used_bytes`` is
+    the figure uploads are checked against."""
+
+    model = Asset
+    serializer_class = StorageSerializer
+    scope_map = {"GET": "gallery:read"}
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return Response(StorageSerializer(selectors.storage_report(self.studio)).data)
 
 
 @extend_schema(tags=["uploads"])

@@ -23,7 +23,7 @@ from galleries.services.galleries import (
     normalise_code,
     validate_access_code,
 )
-from galleries.services.processing import asset_process, assets_regenerate
+from galleries.services.processing import asset_process, assets_give_up, assets_regenerate
 from galleries.services.selection import (
     SelectionLocked,
     assets_trash,
@@ -57,6 +57,7 @@ __all__ = [
     "SelectionLocked",
     "asset_delete",
     "asset_process",
+    "assets_give_up",
     "assets_regenerate",
     "assets_trash",
     "folder_create",

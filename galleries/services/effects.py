@@ -16,9 +16,14 @@ from studio.tenancy import current_studio, studio_scope
 
 
 def asset_keys(assets: Iterable[Asset]) -> list[str]:
+    """Every object a photo may have in storage: its original, its one-time
+    upload key (empty once moved, unless a late POST reused it) and its
+    derivatives."""
     keys = []
     for asset in assets:
         keys.append(asset.storage_key)
+        if asset.upload_key:
+            keys.append(asset.upload_key)
         keys.extend(d["key"] for d in (asset.derivatives or {}).values())
     return keys
 

@@ -2,46 +2,107 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
+from collections.abc import Iterable
 from datetime import UTC
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from galleries import imaging
 from galleries.models import Asset, AssetStatus, Gallery
-from galleries.services.effects import asset_keys, delete_objects_on_commit, queue_derivatives
-from galleries.storage import derivative_key, media_store
+from galleries.services.effects import delete_objects_on_commit, queue_derivatives
+from galleries.storage import StorageError, derivative_key, media_store
 from studio.auditing import Action, audit_record
 
+logger = logging.getLogger(__name__)
 
-def _fail(asset: Asset, reason: str) -> None:
+
+def _fail(asset: Asset, reason: str, *, written: Iterable[str] = ()) -> None:
+    """Failed, with a reason a person can act on. The original stays (the
+    studio may want it, or a fixed pipeline may succeed later): only the
+    cleanup deletes it, after its retention. Partial derivatives go."""
+    keys = sorted({*(d["key"] for d in (asset.derivatives or {}).values()), *written})
     asset.status, asset.failure_reason = AssetStatus.FAILED, reason[:300]
-    asset.save(update_fields=["status", "failure_reason", "updated_at"])
-    audit_record(action=Action.ASSET_FAILED, target=asset, after={"reason": asset.failure_reason})
-    delete_objects_on_commit(asset_keys([asset]))
+    asset.derivatives, asset.derivative_bytes = {}, 0
+    with transaction.atomic():
+        Asset.objects.filter(pk=asset.pk).update(
+            status=asset.status,
+            failure_reason=asset.failure_reason,
+            derivatives={},
+            derivative_bytes=0,
+            updated_at=timezone.now(),
+        )
+        audit_record(action=Action.ASSET_FAILED, target=asset, after={"reason": asset.failure_reason})
+        delete_objects_on_commit(keys)
 
 
 def asset_process(*, asset_id: Any, force: bool = False) -> Asset | None:
-    """Make the derivatives of one asset. Idempotent: a ready asset is left
-    alone unless ``force``; keys are fixed, so a rerun overwrites, never adds.
-    Storage errors propagate (StorageError) for the task to retry; bad
-    input marks the asset failed with a reason a person understands."""
+    """Make the derivatives of one asset: the body of the Celery task.
+
+    Idempotent: a ready asset is left alone unless ``force``; keys are fixed,
+    so a rerun overwrites, never adds. Storage errors propagate
+    (StorageError) for the task to retry. Anything else ends here, as failed
+    with a reason (bad input says what is wrong with the file; an error of
+    ours says so, and is logged with its traceback): a photo is never left
+    processing because of an exception."""
     asset = Asset.objects.filter(pk=asset_id).select_related("gallery").first()
     if asset is None or asset.status not in (AssetStatus.PROCESSING, AssetStatus.READY):
         return asset
     if asset.status == AssetStatus.READY and not force:
         return asset
+    Asset.objects.filter(pk=asset.pk).update(processing_started_at=timezone.now())
+    written: list[str] = []
+    try:
+        return _process(asset, written)
+    except StorageError as exc:
+        # Retried by the task; meanwhile staff see why it is still processing.
+        Asset.objects.filter(pk=asset.pk).update(failure_reason=f"Waiting for storage: {exc}"[:300])
+        raise
+    except SoftTimeLimitExceeded:
+        _fail(
+            asset,
+            "Making the previews took too long. Try regenerating; if it fails again, export the photo smaller.",
+            written=written,
+        )
+    except Exception:  # noqa: BLE001 - the task boundary: the photo must not stay processing
+        logger.exception("asset %s: derivatives failed", asset.pk)
+        _fail(
+            asset,
+            f"Something went wrong on our side while making the previews (reference {asset.pk}). "
+            "Try regenerating them later.",
+            written=written,
+        )
+    return asset
+
+
+def _check_digest(asset: Asset, digest: str) -> str | None:
+    """What was checked is what gets processed: the announced checksum, and
+    the one recorded when the photo was first processed."""
+    if asset.expected_sha256 and digest != asset.expected_sha256:
+        return "The stored file is not the one announced for this upload (its SHA-256 differs). Upload it again."
+    if asset.sha256 and digest != asset.sha256:
+        return "The original changed in storage since it was first processed; upload it again."
+    return None
+
+
+def _process(asset: Asset, written: list[str]) -> Asset:
     store = media_store()
     with tempfile.NamedTemporaryFile(suffix="." + asset.storage_key.rsplit(".", 1)[-1]) as tmp:
         try:
             digest = store.download(asset.storage_key, tmp)
         except FileNotFoundError:
-            with transaction.atomic():
-                _fail(asset, "The uploaded file is missing from storage. Upload it again.")
+            _fail(asset, "The uploaded file is missing from storage. Upload it again.")
             return asset
         tmp.flush()
+        problem = _check_digest(asset, digest)
+        if problem:
+            _fail(asset, problem)
+            return asset
         duplicate = (
             Asset.objects.filter(gallery_id=asset.gallery_id, sha256=digest)
             .exclude(pk=asset.pk)
@@ -49,25 +110,24 @@ def asset_process(*, asset_id: Any, force: bool = False) -> Asset | None:
             .first()
         )
         if duplicate is not None:
-            with transaction.atomic():
-                _fail(asset, f"Duplicate of {duplicate.original_filename}, already in this gallery.")
+            _fail(asset, f"Duplicate of {duplicate.original_filename}, already in this gallery.")
             return asset
         try:
             info, derivatives = imaging.make_derivatives(
                 tmp.name,
                 filename=asset.original_filename,
                 max_pixels=settings.DERIVATIVE_MAX_PIXELS,
+                max_decode_bytes=settings.DERIVATIVE_MAX_DECODE_BYTES,
                 quality=settings.DERIVATIVE_WEBP_QUALITY,
                 method=settings.DERIVATIVE_WEBP_METHOD,
             )
         except imaging.ImageRejected as exc:
-            asset.sha256 = ""
-            with transaction.atomic():
-                _fail(asset, exc.reason)
+            _fail(asset, exc.reason)
             return asset
     stored = {}
     for derivative in derivatives:
         key = derivative_key(asset, derivative.name)
+        written.append(key)
         store.put(key, derivative.data, "image/webp")
         stored[derivative.name] = {
             "key": key,
@@ -91,11 +151,24 @@ def asset_process(*, asset_id: Any, force: bool = False) -> Asset | None:
                 after={"width": asset.width, "height": asset.height, "derivative_bytes": asset.derivative_bytes},
             )
     except IntegrityError:  # a twin finished first (unique sha256 per gallery)
-        with transaction.atomic():
-            asset.refresh_from_db()
-            asset.derivatives = stored  # so _fail deletes what we just wrote too
-            _fail(asset, "Duplicate of a photo already in this gallery.")
+        asset.refresh_from_db()
+        _fail(asset, "Duplicate of a photo already in this gallery.", written=written)
     return asset
+
+
+def assets_give_up(*, asset_ids: list[Any]) -> int:
+    """The sweeper queued these photos' jobs DERIVATIVE_MAX_SWEEPS times and
+    none finished: failed, with the last reason known, never processing for
+    ever."""
+    stuck = list(Asset.objects.filter(pk__in=asset_ids, status=AssetStatus.PROCESSING))
+    for asset in stuck:
+        last = f" The last error: {asset.failure_reason}" if asset.failure_reason else ""
+        _fail(
+            asset,
+            f"Making the previews did not finish after {settings.DERIVATIVE_MAX_SWEEPS + 1} attempts.{last} "
+            "Try regenerating them.",
+        )
+    return len(stuck)
 
 
 @transaction.atomic

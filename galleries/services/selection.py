@@ -15,7 +15,7 @@ from django.utils import timezone
 from galleries.models import Asset, Folder, Gallery, Placement, Rating, Selection, SelectionStatus, Visitor
 from galleries.selectors import chosen_assets, live_selection
 from studio.auditing import Action, audit_record
-from studio.errors import Conflict, DomainError, save_or_conflict
+from studio.errors import Conflict, DomainError, Forbidden, save_or_conflict
 
 
 class SelectionLocked(Conflict):
@@ -26,6 +26,21 @@ class SelectionLocked(Conflict):
 def _ensure_open(gallery: Gallery) -> None:
     if live_selection(gallery) is not None:
         raise SelectionLocked()
+
+
+def _require_editable(folder: Folder, visitor: Visitor | None) -> None:
+    """What a visitor may change (the actor rule, for clients): their own
+    folders, and with a shared selection the other visitors' too; never
+    the studio's, which they only view. Staff (no visitor) change any.
+    The portal never shows a visitor folders they cannot see, so this is
+    the second line: a refusal here says what the folder is."""
+    if visitor is None:
+        return
+    _ensure_open(folder.gallery)
+    if folder.created_by_visitor_id is None:
+        raise Forbidden("This folder is the studio's: you can view it, not change it.", code="PERMISSION_DENIED")
+    if folder.created_by_visitor_id != visitor.pk and not folder.gallery.shared_selection:
+        raise Forbidden("This is another visitor's folder.", code="PERMISSION_DENIED")
 
 
 def _ids(objects: Iterable[Any]) -> list[str]:
@@ -88,9 +103,8 @@ def folder_create(*, gallery: Gallery, name: str, visitor: Visitor | None = None
 
 
 @transaction.atomic
-def folder_rename(*, folder: Folder, name: str, by_visitor: bool = False) -> Folder:
-    if by_visitor:
-        _ensure_open(folder.gallery)
+def folder_rename(*, folder: Folder, name: str, visitor: Visitor | None = None) -> Folder:
+    _require_editable(folder, visitor)
     before = {"name": folder.name}
     folder.name = name
     _save_folder(folder)
@@ -99,9 +113,8 @@ def folder_rename(*, folder: Folder, name: str, by_visitor: bool = False) -> Fol
 
 
 @transaction.atomic
-def folder_delete(*, folder: Folder, by_visitor: bool = False) -> None:
-    if by_visitor:
-        _ensure_open(folder.gallery)
+def folder_delete(*, folder: Folder, visitor: Visitor | None = None) -> None:
+    _require_editable(folder, visitor)
     audit_record(
         action=Action.FOLDER_DELETED,
         target=folder,
@@ -114,18 +127,26 @@ def folder_delete(*, folder: Folder, by_visitor: bool = False) -> None:
 
 
 @transaction.atomic
-def folders_reorder(*, gallery: Gallery, folders: list[Folder], by_visitor: bool = False) -> None:
-    if by_visitor:
+def folders_reorder(*, gallery: Gallery, folders: list[Folder], visitor: Visitor | None = None) -> None:
+    """Staff list every folder of the gallery once. A visitor lists every
+    folder they may change, once: those take the places they held between
+    themselves, and everyone else's folders keep theirs."""
+    if visitor is not None:
         _ensure_open(gallery)
-    all_ids = set(Folder.objects.filter(gallery=gallery).values_list("pk", flat=True))
-    if {f.pk for f in folders} != all_ids:
+    movable = Folder.objects.filter(gallery=gallery)
+    if visitor is not None:
+        movable = movable.exclude(created_by_visitor=None)
+        if not gallery.shared_selection:
+            movable = movable.filter(created_by_visitor=visitor)
+    current = {f.pk: f.sort_order for f in movable}
+    if sorted(str(f.pk) for f in folders) != sorted(str(pk) for pk in current):
+        what = "every folder of the gallery" if visitor is None else "every folder of yours"
         raise DomainError(
-            "List every folder of the gallery exactly once.",
-            code="INCOMPLETE_ORDER",
-            fields={"folders": ["Must list every folder once."]},
+            f"List {what} exactly once.", code="INCOMPLETE_ORDER", fields={"folders": [f"Must list {what} once."]}
         )
-    for index, folder in enumerate(folders, start=1):
-        folder.sort_order = index
+    places = sorted(current.values()) if visitor is not None else list(range(1, len(folders) + 1))
+    for folder, place in zip(folders, places, strict=True):
+        folder.sort_order = place
     Folder.objects.bulk_update(folders, ["sort_order"])
     audit_record(action=Action.FOLDERS_REORDERED, target=gallery, after={"folders": _ids(folders)})
 
@@ -144,27 +165,25 @@ def _append(folder: Folder, assets: list[Asset]) -> list[Asset]:
 
 
 @transaction.atomic
-def placements_add(*, folder: Folder, assets: list[Asset], by_visitor: bool = False) -> None:
-    if by_visitor:
-        _ensure_open(folder.gallery)
+def placements_add(*, folder: Folder, assets: list[Asset], visitor: Visitor | None = None) -> None:
+    _require_editable(folder, visitor)
     added = _append(folder, assets)
     audit_record(action=Action.PLACEMENTS_ADDED, target=folder, after={"assets": _ids(added)})
 
 
 @transaction.atomic
-def placements_remove(*, folder: Folder, assets: list[Asset], by_visitor: bool = False) -> None:
-    if by_visitor:
-        _ensure_open(folder.gallery)
+def placements_remove(*, folder: Folder, assets: list[Asset], visitor: Visitor | None = None) -> None:
+    _require_editable(folder, visitor)
     Placement.objects.filter(folder=folder, asset__in=assets).delete()
     audit_record(action=Action.PLACEMENTS_REMOVED, target=folder, after={"assets": _ids(assets)})
 
 
 @transaction.atomic
-def placements_move(*, source: Folder, target: Folder, assets: list[Asset], by_visitor: bool = False) -> None:
-    if by_visitor:
-        _ensure_open(source.gallery)
+def placements_move(*, source: Folder, target: Folder, assets: list[Asset], visitor: Visitor | None = None) -> None:
     if source.gallery_id != target.gallery_id:
         raise DomainError("Both folders must be in the same gallery.", code="INVALID_FOLDER")
+    _require_editable(source, visitor)
+    _require_editable(target, visitor)
     present = set(Placement.objects.filter(folder=source, asset__in=assets).values_list("asset_id", flat=True))
     outside = [a for a in assets if a.pk not in present]
     if outside:
@@ -179,10 +198,9 @@ def placements_move(*, source: Folder, target: Folder, assets: list[Asset], by_v
 
 
 @transaction.atomic
-def placements_reorder(*, folder: Folder, assets: list[Asset], by_visitor: bool = False) -> None:
+def placements_reorder(*, folder: Folder, assets: list[Asset], visitor: Visitor | None = None) -> None:
     """Put the listed assets first, in this order; the others keep theirs after."""
-    if by_visitor:
-        _ensure_open(folder.gallery)
+    _require_editable(folder, visitor)
     placements = {p.asset_id: p for p in Placement.objects.filter(folder=folder)}
     unknown = [a for a in assets if a.pk not in placements]
     if unknown:

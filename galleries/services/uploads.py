@@ -14,9 +14,9 @@ from django.template.defaultfilters import filesizeformat
 
 from galleries import imaging
 from galleries.models import Asset, AssetStatus, Gallery, UploadBatch
-from galleries.selectors import storage_usage
+from galleries.selectors import derivative_estimate, storage_usage
 from galleries.services.effects import asset_keys, delete_objects_on_commit, queue_derivatives
-from galleries.storage import media_store, original_key
+from galleries.storage import media_store, original_key, upload_key
 from studio.auditing import Action, audit_record
 from studio.errors import DomainError
 from studio.models import Studio
@@ -46,7 +46,9 @@ class PresignResult:
 def _reject_reason(file: FileRequest) -> str | None:
     fmt = imaging.MIME_TO_FORMAT.get(file.content_type)
     if fmt is None:
-        return f"{file.content_type or 'This type'} is not accepted: upload JPEG, PNG, WebP or TIFF images."
+        return f"{file.content_type or 'This type'} is not accepted: upload JPEG, PNG, WebP, TIFF or HEIC images."
+    if fmt == "HEIF" and not (settings.UPLOAD_ACCEPT_HEIC and imaging.pillow_heif is not None):
+        return imaging.HEIC_UNSUPPORTED
     ext = file.filename.rsplit(".", 1)[-1].lower() if "." in file.filename else ""
     if ext not in imaging.FORMATS[fmt][1]:
         return f"The name ends in .{ext or '(nothing)'} but the type is {file.content_type}."
@@ -82,7 +84,9 @@ def upload_presign(*, gallery: Gallery, files: list[FileRequest], user: Any) -> 
             if file.sha256:
                 known[file.sha256] = file.filename
             wanted.append(file)
-    requested = sum(f.size for f in wanted)
+    # Reserved now with an estimate of the derivatives (settled when the
+    # photo is ready, released when the target expires unused).
+    requested = sum(f.size + derivative_estimate(f.size) for f in wanted)
     usage = storage_usage(studio)
     if usage + requested > studio.storage_quota_bytes:
         raise QuotaExceeded(
@@ -99,21 +103,30 @@ def upload_presign(*, gallery: Gallery, files: list[FileRequest], user: Any) -> 
             original_filename=file.filename[:255],
             content_type=file.content_type,
             size=file.size,
+            expected_sha256=file.sha256.lower(),
             sort_order=next_order + index,
         )
-        asset.storage_key = original_key(asset, imaging.FORMATS[imaging.MIME_TO_FORMAT[file.content_type]][1][0])
+        extension = imaging.FORMATS[imaging.MIME_TO_FORMAT[file.content_type]][1][0]
+        asset.storage_key = original_key(asset, extension)
+        asset.upload_key = upload_key(asset, extension)
         assets.append(asset)
     Asset.objects.bulk_create(assets)
     store = media_store()
     ttl = settings.UPLOAD_URL_TTL_SECONDS
     result = PresignResult(batch=batch, rejected=rejected)
     for asset in assets:
-        target = store.presigned_upload(asset.storage_key, size=asset.size, content_type=asset.content_type, ttl=ttl)
+        target = store.presigned_upload(asset.upload_key, size=asset.size, content_type=asset.content_type, ttl=ttl)
         result.accepted.append((asset, target))
     audit_record(
         action=Action.UPLOAD_REQUESTED,
         target=gallery,
-        after={"batch": str(batch.pk), "files": len(assets), "bytes": requested, "rejected": len(rejected)},
+        after={
+            "batch": str(batch.pk),
+            "files": len(assets),
+            "bytes": sum(a.size for a in assets),
+            "reserved_bytes": requested,
+            "rejected": len(rejected),
+        },
     )
     return result
 
@@ -126,18 +139,30 @@ class CompleteResult:
 
 
 def _check_uploaded(store: Any, asset: Asset) -> str | None:
-    """None when the object is there and keeps the rules; else why not."""
-    info = store.head(asset.storage_key)
-    if info is None:
+    """None when the object is there and keeps the rules; else why not. The
+    object is then copied from its one-time upload key to the original's
+    key, which no upload target names: what was checked is what gets
+    processed (the upload key is deleted in bulk afterwards). A rule breaker
+    is copied too: it is kept, as a failed photo, until the cleanup's
+    retention ends, like every failed photo."""
+    peeked = store.peek(asset.upload_key, 16)
+    if peeked is None:
         return "missing"
+    info, head = peeked
+    problem = _problem(asset, info, head)
+    store.copy(asset.upload_key, asset.storage_key)
+    return problem
+
+
+def _problem(asset: Asset, info: Any, head: bytes) -> str | None:
     if info.size != asset.size:
         return f"The file is {info.size} bytes, not the {asset.size} bytes announced."
     if info.content_type and info.content_type != asset.content_type:
         return f"The file was stored as {info.content_type}, not {asset.content_type}."
-    sniffed = imaging.sniff_format(store.read_head(asset.storage_key, 16))
+    sniffed = imaging.sniff_format(head)
     if sniffed is None:
-        return "This is not a JPEG, PNG, WebP or TIFF image."
-    if imaging.FORMATS[sniffed][0] != asset.content_type:
+        return "This is not a JPEG, PNG, WebP, TIFF or HEIC image."
+    if asset.content_type not in imaging.FORMATS[sniffed][0]:
         return f"The file is a {sniffed} image, not {asset.content_type}."
     return None
 
@@ -165,7 +190,10 @@ def upload_complete(*, batch: UploadBatch, asset_ids: list[Any] | None = None) -
             zip([a.pk for a in candidates], pool.map(lambda a: _check_uploaded(store, a), candidates), strict=True)
         )
     with transaction.atomic():
-        return _record_completion(batch, problems)
+        result = _record_completion(batch, problems)
+        # The one-time keys were copied: they go after commit, in bulk.
+        delete_objects_on_commit([a.upload_key for a in candidates if problems[a.pk] != "missing"])
+    return result
 
 
 def _record_completion(batch: UploadBatch, problems: dict[Any, str | None]) -> CompleteResult:
@@ -182,7 +210,6 @@ def _record_completion(batch: UploadBatch, problems: dict[Any, str | None]) -> C
             result.processing.append(asset)
     changed = [*result.processing, *(a for a, _ in result.failed)]
     Asset.objects.bulk_update(changed, ["status", "failure_reason", "updated_at"])
-    delete_objects_on_commit([a.storage_key for a, _ in result.failed])
     audit_record(
         action=Action.UPLOAD_COMPLETED,
         target=batch.gallery,
@@ -201,12 +228,21 @@ def _record_completion(batch: UploadBatch, problems: dict[Any, str | None]) -> C
 def uploads_cleanup(*, older_than: Any) -> int:
     """Forget uploads that never completed (and failed ones) older than
     ``older_than``: their rows go, and any bytes a client did send are
-    deleted. Runs in the current studio's scope."""
+    deleted (the original, its one-time upload key, partial derivatives).
+    This is the only place a failed photo's original is deleted, after the
+    retention. The one-time keys of the other photos go too: a target stays
+    valid for 15 minutes after complete, and a late POST to it is stored
+    there, unused. Runs in the current studio's scope."""
     stale = list(
         Asset.objects.filter(created_at__lt=older_than)
         .filter(Q(status=AssetStatus.AWAITING_UPLOAD) | Q(status=AssetStatus.FAILED))
-        .only("pk", "storage_key", "derivatives", "gallery_id")
+        .only("pk", "storage_key", "upload_key", "derivatives", "gallery_id")
     )
+    done_with = Asset.objects.filter(created_at__lt=older_than, status__in=[AssetStatus.READY, AssetStatus.PROCESSING])
+    late_keys = list(done_with.exclude(upload_key="").values_list("upload_key", flat=True))
+    if late_keys:
+        done_with.exclude(upload_key="").update(upload_key="")
+        delete_objects_on_commit(late_keys)
     if not stale:
         return 0
     Gallery.objects.filter(cover__in=stale).update(cover=None)

@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 
 from django.db import models
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from rest_framework import exceptions, generics, viewsets
 from rest_framework.permissions import IsAuthenticated
 
@@ -50,6 +51,9 @@ from studio.tenancy import studio_scope, unscoped
 
 FLAVOUR_HOOKS = ("resolve", "tenant_queryset", "check_endpoint_class")
 SEALED = ("get_queryset", "get_object", "get_permissions", "check_permissions", "initial", "dispatch", *FLAVOUR_HOOKS)
+
+# The HTTP methods some endpoint of the API serves.
+API_METHODS = frozenset({"get", "head", "options", "post", "put", "patch", "delete"})
 
 # Classes allowed to provide sealed names: ScopedEndpoint and its flavours.
 _SEAL_OWNERS: set[type] = set()
@@ -78,6 +82,8 @@ class ScopedEndpoint:
     # self.<name>, and the queryset is filtered by it.
     parent_lookup: ClassVar[tuple[str, type[models.Model]] | None] = None
     lookup_value_converter = "uuid"
+    # Answer 405 for an undeclared method before resolving the tenant.
+    method_check_first: ClassVar[bool] = True
 
     studio: Studio
 
@@ -133,8 +139,21 @@ class ScopedEndpoint:
 
     def check_permissions(self, request: Any) -> None:
         # DRF calls this right after authentication: the first moment the
-        # caller is known, and before throttling or the handler.
+        # caller is known, and before throttling or the handler. A method the
+        # endpoint does not serve answers 405 first, as routing would: 401 or
+        # 403 would suggest that a session could make it work. It says
+        # nothing about the tenant. Flavours that hide the tenant from
+        # non-members behind 404 whatever the method (staff) keep that for
+        # the methods the API uses, and answer 405 once the caller is known.
+        method = request.method.lower()
+        undeclared = method not in self.http_method_names or not hasattr(self, method)  # type: ignore[attr-defined]
+        if undeclared and (self.method_check_first or method not in API_METHODS):
+            self.http_method_not_allowed(request)  # type: ignore[attr-defined]
         self.resolve(request)
+        # Times are the studio's: instants leave with its UTC offset (the same
+        # instant, read as its staff and clients read it), and a time given
+        # without an offset (where a field accepts one) is read in its zone.
+        self.enter(timezone.override(self.studio.timezone))
         if self.parent_lookup is not None:
             name, parent_model = self.parent_lookup
             parent = parent_model._default_manager.filter(studio=self.studio, pk=self.kwargs[f"{name}_pk"]).first()  # type: ignore[attr-defined]
@@ -176,6 +195,9 @@ class StudioScopedMixin(ScopedEndpoint, flavour=True):
 
     scope_map: ClassVar[dict[str, str]] = {}
     action_scopes: ClassVar[dict[str, str]] = {}
+    # A non-member gets 404 for every method (tests/test_meta.py); members
+    # get DRF's 405 for a method the endpoint lacks (HasStudioScope lets it through).
+    method_check_first: ClassVar[bool] = False
     membership: Any
 
     @classmethod

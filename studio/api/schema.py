@@ -58,6 +58,18 @@ class AutoSchema(openapi.AutoSchema):
             )
         return params
 
+    def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        operation = super().get_operation(*args, **kwargs)
+        # A read with query parameters (filters, cursor, dates) refuses bad
+        # values with 400 like any write; without this the schema promised
+        # reads never answer 400.
+        queried = operation and any(param.get("in") == "query" for param in operation.get("parameters", []))
+        if queried and "400" not in operation["responses"]:
+            body = self._get_response_for_code(ErrorSerializer, "400")
+            body["description"] = "Invalid query parameters: a filter value, a cursor, a date."
+            operation["responses"]["400"] = body
+        return operation
+
     def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         codes = ["401", "403", "404", "429"]

@@ -44,11 +44,13 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
     @extend_schema(request=MembershipUpdateSerializer, responses=MembershipSerializer)
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         membership = self.get_object()
-        serializer = MembershipUpdateSerializer(data=request.data)
+        # PATCH is partial, as the schema says: {} changes nothing.
+        serializer = MembershipUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        studio_services.membership_change_role(
-            actor=self.membership, membership=membership, role=serializer.validated_data["role"]
-        )
+        if "role" in serializer.validated_data:
+            studio_services.membership_change_role(
+                actor=self.membership, membership=membership, role=serializer.validated_data["role"]
+            )
         return Response(self.get_serializer(membership).data)
 
     def perform_destroy(self, instance: Membership) -> None:
