@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DJANGO_SETTINGS_MODULE := studio.settings
 
-.PHONY: run test lint check schema clean
+.PHONY: run test lint check schema clean vendor
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ check: $(VENV)/.dev-installed
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+# Refresh static/vendor/ from npm (versions in scripts/vendor.sh). Only
+# maintainers need npm; the files are committed.
+vendor:
+	scripts/vendor.sh
 
 clean:
 	rm -rf $(VENV) var/db.sqlite3 var/media var/mail

@@ -167,6 +167,24 @@ def _enter(request: HttpRequest, gallery: Gallery, name: str, email: str) -> Vis
     return visitor
 
 
+def studios_for_code(request: HttpRequest, code: str) -> list[Any]:
+    """The active studios with a gallery under this code (codes are unique
+    per studio, so a direct link /g/<code>/ may name several). Throttled like
+    a guess: a code that names nothing counts against the address; one that
+    resolves gives its count back."""
+    ip_windows = [_address_window(client_ip(request))]
+    _attempt(ip_windows)
+    with unscoped():  # the code is what names the gallery
+        galleries = Gallery.objects.select_related("studio").filter(
+            studio__is_active=True, access_code=normalise_code(code)
+        )
+        studios = sorted({g.studio for g in galleries}, key=lambda s: s.name.lower())
+    if not studios:
+        raise AccessDenied()
+    _refund(ip_windows)
+    return studios
+
+
 def open_with_code(
     request: HttpRequest, *, studio_slug: str, code: str, pin: str = "", name: str = "", email: str = ""
 ) -> tuple[Gallery, Visitor]:

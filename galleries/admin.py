@@ -7,22 +7,26 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat
-from django.urls import NoReverseMatch, reverse
+from django.template.loader import render_to_string
+from django.urls import NoReverseMatch, path, reverse
+from django.utils import dateformat, timezone
 from django.utils.html import format_html, format_html_join
 
-from galleries import selectors, services
-from galleries.models import Asset, AssetStatus, Gallery, Selection
+from galleries import selectors, services, staff_pages
+from galleries.models import Asset, AssetStatus, Gallery, GalleryStatus, Selection
 from studio.admin import ReadOnlyStudioModelAdmin, StudioModelAdmin, actor_of, has_scope, register_studio_panel
 from studio.admin_site import register_notice
 from studio.cache import studio_cache_key
 from teams.models import Team
 
 THUMBS_SHOWN = 24
+SELECTION_PHOTOS_SHOWN = 60
 STORAGE_NOTICE_SECONDS = 60  # the banner is on every admin page: one sum a minute
 
 
@@ -87,9 +91,66 @@ def thumb_tag(asset: Asset, height: int = 80) -> str:
     url = thumb_url(asset)
     if url is None:
         return format_html('<span title="{}">{}</span>', asset.failure_reason, asset.get_status_display())
-    return format_html(
-        '<img src="{}" alt="{}" style="height:{}px;border-radius:3px" loading="lazy">', url, asset, height
-    )
+    # Sized by class (static/staff/staff.css): the CSP refuses style attributes.
+    return format_html('<img src="{}" alt="{}" class="admin-thumb admin-thumb-{}" loading="lazy">', url, asset, height)
+
+
+def client_link(gallery: Gallery) -> str:
+    """The portal's direct link. Codes are unique per studio only, so the
+    link names the studio too."""
+    path_ = reverse("portal:studio-gallery", kwargs={"slug": gallery.studio.slug, "code": gallery.access_code})
+    return f"{settings.SITE_URL.rstrip('/')}{path_}"
+
+
+def client_message(gallery: Gallery, link: str) -> str:
+    """A ready-to-paste message for the client until the platform sends it
+    by email itself."""
+    greeting = f"Hello {gallery.client_name}," if gallery.client_name else "Hello,"
+    lines = [greeting, "", f"Your photos from {gallery.title} are ready to view and choose from:", link, ""]
+    lines.append(f"If the page asks for a code, it is {gallery.access_code}.")
+    if gallery.has_pin:
+        lines.append("You will also need the PIN we give you separately.")
+    if gallery.selection_limit:
+        lines.append(f"Please choose up to {gallery.selection_limit} photos.")
+    if gallery.expires_at:
+        expires = dateformat.format(timezone.localtime(gallery.expires_at), "j F Y")
+        lines.append(f"The gallery is open until {expires}.")
+    lines += ["", gallery.studio.name]
+    return "\n".join(lines)
+
+
+def share_context(request: HttpRequest, gallery: Gallery) -> dict[str, Any]:
+    """The share panel. Viewers never see the code, so not the link either
+    (it carries the code)."""
+    may_share = has_scope(request, "gallery:write")
+    link = client_link(gallery) if may_share else ""
+    return {
+        "gallery": gallery,
+        "may_share": may_share,
+        "link": link,
+        "message": client_message(gallery, link) if may_share else "",
+        "published": gallery.status == GalleryStatus.PUBLISHED,
+        "expired": gallery.is_expired,
+    }
+
+
+def selection_context(gallery: Gallery) -> dict[str, Any]:
+    overview = selectors.selection_overview(gallery, limit=SELECTION_PHOTOS_SHOWN)
+    overview["photos"] = [
+        {
+            "asset": asset,
+            "thumb": thumb_tag(asset, 80),
+            "ratings": [
+                {"stars": r.stars, "shown": "★" * r.stars + "☆" * (5 - r.stars), "by": r.visitor.name or "A visitor"}
+                for r in asset.ratings.all()
+            ],
+            "folders": [p.folder.name for p in asset.client_placements],
+        }
+        for asset in overview["photos"]
+    ]
+    overview["more"] = max(overview["chosen"] - SELECTION_PHOTOS_SHOWN, 0)
+    overview["gallery"] = gallery
+    return overview
 
 
 class GalleryForm(forms.ModelForm):
@@ -109,6 +170,11 @@ class GalleryForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if "assigned_team" in self.fields:
             self.fields["assigned_team"].queryset = Team.objects.select_related("studio")
+        if "expires_at" in self.fields and hasattr(self.fields["expires_at"].widget, "widgets"):
+            # The admin's split widget labels only its first box: name both.
+            date, time = self.fields["expires_at"].widget.widgets
+            date.attrs["aria-label"] = "Expires on (date)"
+            time.attrs["aria-label"] = "Expires at (time)"
         if "access_code" in self.fields:
             self.fields["access_code"].required = False
             self.fields["access_code"].help_text = "Generated when empty. Changing it signs every client out."
@@ -134,6 +200,51 @@ class GalleryAdmin(StudioModelAdmin):
     search_fields = ["title", "client_name", "client_email", "access_code"]
     readonly_fields = ["status", "asset_summary", "recent_assets", "selection_summary"]
     actions = ["publish", "unpublish", "regenerate_derivatives"]
+    # Adds the upload button, and the share and selection panels.
+    change_form_template = "admin/galleries/gallery/change_form.html"
+
+    class Media:
+        css = {"all": ["staff/staff.css"]}  # thumbnail sizes and the panels
+
+    def get_urls(self) -> list[Any]:
+        upload = path(
+            "<path:object_id>/upload/",
+            self.admin_site.admin_view(self.upload_view),
+            name="galleries_gallery_upload",
+        )
+        return [upload, *super().get_urls()]
+
+    def upload_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return staff_pages.upload(self, request, object_id)
+
+    def may_upload(self, request: HttpRequest) -> bool:
+        # The upload API acts as a member: a platform operator has no role to act with.
+        return has_scope(request, "gallery:write") and getattr(request, "admin_membership", None) is not None
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        gallery = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if gallery is not None:
+            extra["share_panel"] = render_to_string(
+                "galleries/staff/share_panel.html", share_context(request, gallery), request=request
+            )
+            extra["selection_panel"] = render_to_string(
+                "galleries/staff/selection_panel.html", selection_context(gallery), request=request
+            )
+            if self.may_upload(request):
+                extra["upload_url"] = reverse("admin:galleries_gallery_upload", args=[gallery.pk])
+        return super().change_view(request, object_id, form_url, extra)
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        display = list(super().get_list_display(request))
+        return [*display, "upload_link"] if self.may_upload(request) else display
+
+    @admin.display(description="Upload")
+    def upload_link(self, gallery: Gallery) -> str:
+        url = reverse("admin:galleries_gallery_upload", args=[gallery.pk])
+        return format_html('<a href="{}" aria-label="Upload photos to {}">Upload</a>', url, gallery.title)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
@@ -269,6 +380,10 @@ class AssetAdmin(StudioModelAdmin):
     read_scope = "gallery:read"
     write_scope = "gallery:write"
     list_display = ["thumb", "original_filename", "gallery", "status", "failure_reason", "size_shown", "created_at"]
+
+    class Media:
+        css = {"all": ["staff/staff.css"]}  # thumbnail sizes
+
     list_filter = ["status"]
     search_fields = ["original_filename", "sha256"]
     list_select_related = ["gallery", "studio"]

@@ -7,11 +7,14 @@ from typing import Any
 
 from galleries import services
 from galleries.demo_images import jpeg_bytes
-from galleries.models import Asset, AssetStatus, Gallery
+from galleries.models import Asset, AssetStatus, Gallery, Visibility
 from galleries.storage import media_store, original_key
 
 DEMO_GALLERY_CODE = "DEMO2025"
-DEMO_PHOTOS = 8
+DEMO_PHOTOS = 24
+# A second gallery, "Public: listed", so the studio's public page shows something.
+PORTFOLIO_CODE = "PORTFOLIO"
+PORTFOLIO_PHOTOS = 6
 
 
 def seed(*, studio: Any, members: dict[str, Any]) -> list[str]:
@@ -25,9 +28,25 @@ def seed(*, studio: Any, members: dict[str, Any]) -> list[str]:
             client_email="sam@example.com",
             selection_limit=30,
         )
-    missing = DEMO_PHOTOS - Asset.objects.filter(gallery=gallery).count()
+    _fill(studio, gallery, DEMO_PHOTOS, seed=100)
+    portfolio = Gallery.objects.filter(access_code=PORTFOLIO_CODE).first()
+    if portfolio is None:
+        portfolio = services.gallery_create(
+            actor=None, title="Autumn in the park", access_code=PORTFOLIO_CODE, visibility=Visibility.PUBLIC
+        )
+    _fill(studio, portfolio, PORTFOLIO_PHOTOS, seed=300)
+    return [
+        f"Client portal code  {DEMO_GALLERY_CODE} (gallery '{gallery.title}', studio '{studio.slug}')",
+        f"Client portal       http://127.0.0.1:8000/g/{DEMO_GALLERY_CODE}/",
+        f"Studio page         http://127.0.0.1:8000/s/{studio.slug}/",
+    ]
+
+
+def _fill(studio: Any, gallery: Gallery, photos: int, *, seed: int) -> None:
+    """Top the gallery up to ``photos`` generated photos, publish it, set a cover."""
+    missing = photos - Asset.objects.filter(gallery=gallery).count()
     for index in range(max(missing, 0)):
-        data = jpeg_bytes(1500, 1000, seed=100 + index, orientation=6 if index % 3 == 2 else 1, quality=88)
+        data = jpeg_bytes(1500, 1000, seed=seed + index, orientation=6 if index % 3 == 2 else 1, quality=88)
         asset = Asset(
             studio=studio,
             gallery=gallery,
@@ -45,4 +64,3 @@ def seed(*, studio: Any, members: dict[str, Any]) -> list[str]:
         first = Asset.objects.filter(gallery=gallery, status=AssetStatus.READY).order_by("sort_order").first()
         services.gallery_set_cover(gallery=gallery, asset=first)
     services.gallery_publish(gallery=gallery)
-    return [f"Client portal code  {DEMO_GALLERY_CODE} (gallery '{gallery.title}', studio '{studio.slug}')"]

@@ -234,3 +234,64 @@ def visible_folders(folders: QuerySet[Folder], *, gallery: Gallery, visitor: Vis
     if gallery.shared_selection:
         return folders
     return folders.filter(Q(created_by_visitor=None) | Q(created_by_visitor=visitor))
+
+
+# --- the staff's view of a client's selection ----------------------------------------------------
+
+
+def selection_overview(gallery: Gallery, *, limit: int = 60) -> dict[str, Any]:
+    """What the clients chose so far, for the gallery page in the admin: the
+    counts (rated, filed in a client folder, chosen against the limit), the
+    clients' folders with their sizes, the finalised selection if there is
+    one, and the first ``limit`` chosen photos, each with every visitor's
+    stars and the client folders it is in."""
+    ready = Asset.objects.filter(gallery=gallery, status=AssetStatus.READY, trashed_at=None)
+    client_placements = Placement.objects.filter(folder__created_by_visitor__isnull=False)
+    chosen = chosen_assets(gallery)
+    photos = list(
+        chosen.select_related("studio").prefetch_related(
+            Prefetch("ratings", queryset=Rating.objects.select_related("visitor").order_by("created_at")),
+            Prefetch(
+                "placements",
+                queryset=client_placements.select_related("folder").order_by("folder__sort_order", "folder__name"),
+                to_attr="client_placements",
+            ),
+        )[:limit]
+    )
+    folders = list(
+        Folder.objects.filter(gallery=gallery, created_by_visitor__isnull=False)
+        .select_related("created_by_visitor")
+        .annotate(asset_count=Count("placements"))
+        .order_by("sort_order", "created_at")
+    )
+    return {
+        "rated": ready.filter(ratings__isnull=False).distinct().count(),
+        "filed": ready.filter(placements__in=client_placements).distinct().count(),
+        "chosen": chosen.count(),
+        "limit": gallery.selection_limit,
+        "visitors": Visitor.objects.filter(gallery=gallery).count(),
+        "folders": folders,
+        "photos": photos,
+        "finalized": live_selection(gallery),
+        "last_reopened": Selection.objects.filter(gallery=gallery, status=SelectionStatus.REOPENED)
+        .order_by("-reopened_at")
+        .first(),
+    }
+
+
+def portal_counts(gallery: Gallery, visitor: Visitor) -> dict[str, int]:
+    """The gallery header's figures, in four queries whatever the gallery's size."""
+    ready = Asset.objects.filter(gallery=gallery, status=AssetStatus.READY)
+    folders = visible_folders(Folder.objects.filter(gallery=gallery), gallery=gallery, visitor=visitor)
+    totals = ready.aggregate(
+        photos=Count("pk", filter=Q(trashed_at=None)),
+        trashed=Count("pk", filter=Q(trashed_at__isnull=False)),
+    )
+    live = ready.filter(trashed_at=None)
+    return {
+        "photos": totals["photos"],
+        "rated": live.filter(ratings__visitor=visitor).count(),
+        "in_folders": live.filter(placements__folder__in=folders).distinct().count(),
+        "selected": chosen_assets(gallery).count(),
+        "trashed": totals["trashed"],
+    }

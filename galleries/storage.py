@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.core import signing
 from django.core.files.storage import FileSystemStorage, storages
 from django.urls import reverse
@@ -249,7 +248,10 @@ class LocalMediaStore(MediaStore):
     def presigned_upload(self, key: str, *, size: int, content_type: str, ttl: int) -> UploadTarget:
         token = signing.dumps({"key": key, "size": size, "type": content_type}, salt=LOCAL_UPLOAD_SALT, compress=True)
         # The policy rides in the URL, so the endpoint checks it before reading the body.
-        url = f"{settings.SITE_URL.rstrip('/')}{reverse('galleries:local-upload')}?{urlencode({'policy': token})}"
+        # Relative: the API makes it absolute on the host the client called
+        # (SITE_URL would send a browser on localhost to 127.0.0.1, another
+        # origin its Content-Security-Policy and CORS refuse).
+        url = f"{reverse('galleries:local-upload')}?{urlencode({'policy': token})}"
         expires_at = timezone.now() + timedelta(seconds=ttl)
         return UploadTarget(url, {"key": key, "Content-Type": content_type}, expires_at)
 

@@ -235,6 +235,8 @@ class StudioAdmin(ServiceAdmin):
 
     def save_through_service(self, request: HttpRequest, obj: Studio, form: Any, change: bool) -> Studio:
         changes = {name: form.cleaned_data[name] for name in Studio.EDITABLE_FIELDS if name in form.changed_data}
+        if changes.get("logo") is False:  # the file input's "Clear" box
+            changes["logo"] = ""
         return services.studio_update(studio=Studio.objects.get(pk=obj.pk), **changes)
 
 

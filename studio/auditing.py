@@ -18,6 +18,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models.fields.files import FieldFile
 
 from studio.audit_actions import Action
 
@@ -81,4 +82,13 @@ def jsonable(data: Any) -> Any:
 
 def snapshot(instance: models.Model, fields: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """A JSON-able before/after picture of some fields of ``instance``."""
-    return jsonable({name: getattr(instance, instance._meta.get_field(name).attname) for name in fields})
+    return jsonable({name: _field_value(instance, name) for name in fields})
+
+
+def _field_value(instance: models.Model, name: str) -> Any:
+    value = getattr(instance, instance._meta.get_field(name).attname)
+    if isinstance(value, FieldFile):
+        # A file is recorded by its stored name: its bytes are not history,
+        # and the name changes with every upload.
+        return value.name or ""
+    return value

@@ -4,12 +4,13 @@ x role) and personal API tokens."""
 from __future__ import annotations
 
 import hashlib
+import secrets
 import zoneinfo
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -90,6 +91,41 @@ def _default_quota() -> int:
     return settings.STUDIO_DEFAULT_STORAGE_QUOTA_BYTES
 
 
+LOGO_MAX_BYTES = 1024 * 1024
+LOGO_FORMATS = {"PNG", "JPEG", "WEBP"}
+
+
+def validate_logo(value: Any) -> None:
+    """PNG, JPEG or WebP, at most 1 MB, and really an image (Pillow verifies
+    it), whatever its name or the browser's content type claim. A logo
+    already stored was checked when it was uploaded."""
+    if not value or getattr(value, "_committed", True):
+        return
+    if value.size > LOGO_MAX_BYTES:
+        raise ValidationError("The logo is larger than 1 MB.", code="logo_too_large")
+    from PIL import Image, UnidentifiedImageError
+
+    upload = value.file if hasattr(value, "file") else value
+    position = upload.tell() if hasattr(upload, "tell") else 0
+    try:
+        upload.seek(0)
+        with Image.open(upload) as image:
+            kind = image.format
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ValidationError("The logo is not a readable image.", code="logo_not_image") from exc
+    finally:
+        upload.seek(position)
+    if kind not in LOGO_FORMATS:
+        raise ValidationError("The logo must be a PNG, JPEG or WebP image.", code="logo_format")
+
+
+def _logo_path(studio: Studio, filename: str) -> str:
+    # A fresh name per upload: a cached old logo never shows for the new one.
+    ext = (filename.rsplit(".", 1)[-1] if "." in filename else "png").lower()[:5]
+    return f"studios/{studio.pk}/branding/logo-{secrets.token_hex(6)}.{ext}"
+
+
 class Studio(TimestampedModel):
     """The tenant. Every studio-owned row has a foreign key to one."""
 
@@ -114,9 +150,30 @@ class Studio(TimestampedModel):
     storage_quota_bytes = models.PositiveBigIntegerField(
         default=_default_quota, help_text="Originals plus derivatives, in bytes."
     )
+    # Branding of the client-facing pages (portal, booking pages).
+    accent_color = models.CharField(
+        max_length=7,
+        default="#1f5f8b",
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "A colour like #1f5f8b.")],
+        help_text="Buttons, links and highlights on the client pages, as #rrggbb.",
+    )
+    logo = models.ImageField(
+        upload_to=_logo_path,
+        blank=True,
+        validators=[validate_logo],
+        help_text="Shown on the client pages; PNG, JPEG or WebP, at most 1 MB.",
+    )
 
     # What an owner edits (API, admin, audit snapshots): listed once, here.
-    EDITABLE_FIELDS = ("name", "timezone", "contact_email", "booking_cancellation_hours", "payment_instructions")
+    EDITABLE_FIELDS = (
+        "name",
+        "timezone",
+        "contact_email",
+        "booking_cancellation_hours",
+        "payment_instructions",
+        "accent_color",
+        "logo",
+    )
 
     class Meta:
         ordering = ["name"]

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
     "allauth",
     "allauth.account",
     "allauth.mfa",
@@ -68,6 +69,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
 ]
 
@@ -187,12 +189,63 @@ STORAGES = {
     "default": _media_storage,
     "staticfiles": {
         "BACKEND": (
-            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            "studio.staticfiles.StaticFilesStorage"
             if env.bool("STATIC_MANIFEST", default=not DEBUG and bool(env.str("SECRET_KEY", default="")))
             else "django.contrib.staticfiles.storage.StaticFilesStorage"
         )
     },
 }
+
+# --- Content-Security-Policy (django-csp) --------------------------------------
+from csp.constants import NONCE  # noqa: E402
+
+
+# Only our own scripts and styles (no inline script anywhere: every page's
+# code is an ES module under static/), images and media from here or from
+# the bucket. Per-studio colours ride in a <style> with the request's nonce.
+def _media_origins() -> list[str]:
+    if not AWS_STORAGE_BUCKET_NAME:
+        return []  # media are served (or redirected) from this origin
+    from urllib.parse import urlsplit
+
+    region = env.str("AWS_S3_REGION_NAME", default="us-east-1")
+    endpoint = env.str("AWS_S3_ENDPOINT_URL", default="")
+    if endpoint:
+        parts = urlsplit(endpoint)
+        # Path-style URLs use the endpoint's origin, virtual-hosted ones the
+        # bucket's subdomain of it.
+        origins = [f"{parts.scheme}://{parts.netloc}", f"{parts.scheme}://{AWS_STORAGE_BUCKET_NAME}.{parts.netloc}"]
+    else:
+        origins = [
+            f"https://{AWS_STORAGE_BUCKET_NAME}.s3.amazonaws.com",
+            f"https://{AWS_STORAGE_BUCKET_NAME}.s3.{region}.amazonaws.com",
+        ]
+    return origins + env.list("CSP_MEDIA_ORIGINS", default=[])  # a CDN in front of the bucket
+
+
+MEDIA_ORIGINS = _media_origins()
+CONTENT_SECURITY_POLICY = {
+    # The ReDoc page bootstraps with an inline script it ships; Swagger UI
+    # uses the split view, which has none.
+    "EXCLUDE_URL_PREFIXES": ["/api/redoc/"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", NONCE],
+        "img-src": ["'self'", "data:", "blob:", *MEDIA_ORIGINS],
+        "media-src": ["'self'", "blob:", *MEDIA_ORIGINS],
+        # Uploads go straight to the bucket; downloads are fetched from it.
+        "connect-src": ["'self'", *MEDIA_ORIGINS],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'self'"],
+    },
+}
+if env.str("CSP_REPORT_URI", default=""):
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["report-uri"] = [env.str("CSP_REPORT_URI")]
+
 
 # --- Mail -----------------------------------------------------------------------
 # EMAIL_URL=smtp+tls://user:pass@smtp.example.com:587 for real delivery.

@@ -1470,7 +1470,9 @@ def test_contact_page_has_the_form_and_a_hidden_honeypot(studio):
     trap = html[html.index('<div class="trap"') :]
     trap = trap[: trap.index("</div>")]
     assert 'aria-hidden="true"' in trap and 'name="website"' in trap and 'tabindex="-1"' in trap
-    assert ".trap { position: absolute; left: -5000px; }" in html
+    # The trap's rule lives in the page's stylesheet (the CSP allows no inline style).
+    assert '<link rel="stylesheet" href="/static/site/public.css">' in html
+    assert ".trap { position: absolute; left: -5000px; }" in (settings.BASE_DIR / "static/site/public.css").read_text()
     assert '<meta name="viewport"' in html
     assert f"/api/v1/public/studios/{studio.slug}/contact/" in html
 

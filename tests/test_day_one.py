@@ -10,6 +10,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
@@ -432,7 +433,10 @@ def test_the_manage_page_works_in_the_studio_zone_and_offers_its_slots(la, clien
         "slots_url": f"/api/v1/public/studios/{la.slug}/services/{service.pk}/slots/",
         "timezone": "America/Los_Angeles",
     }
-    assert 'id="page-data"' in page and "timeZone: tz" in page and "America/Los_Angeles" in page
+    assert 'id="page-data"' in page and "America/Los_Angeles" in page
+    # The page's module (static: the CSP allows no inline script) formats in that zone.
+    assert '<script type="module" src="/static/site/manage.js">' in page
+    assert "timeZone: tz" in (settings.BASE_DIR / "static/site/manage.js").read_text()
     assert "Pay &lt;b&gt;cash&lt;/b&gt; on the day." in page  # the studio's words, escaped
     assert 'type="datetime-local"' not in page  # no time typed in the browser's own zone
     # The slots it offers are the studio's local ones.

@@ -1048,3 +1048,20 @@ def test_the_local_endpoint_is_single_use(studio, gallery, staff, target, django
     original = reload(studio, Asset(pk=target["asset"])).storage_key
     assert stored(original).read_bytes() == target["data"]
     assert not stored(target["fields"]["key"]).exists()
+
+
+def test_local_upload_targets_follow_the_host_the_client_called(studio, gallery, staff, settings):
+    """The embedded default's upload stand-in is on this site: its targets are
+    absolute on the host of the request, whatever SITE_URL says (a browser on
+    localhost posting to 127.0.0.1 would cross origins, which the page's
+    Content-Security-Policy and CORS refuse)."""
+    settings.SITE_URL = "http://elsewhere.invalid"
+    response = staff.post(
+        gallery_url(studio, gallery, "uploads/"),
+        {"files": [{"filename": "a.jpg", "size": 1000, "content_type": "image/jpeg"}]},
+        format="json",
+        HTTP_HOST="localhost",
+    )
+    assert response.status_code == 201, response.content
+    url = response.json()["targets"][0]["url"]
+    assert url.startswith("http://localhost/uploads/local/?policy="), url

@@ -94,6 +94,7 @@ _PRODUCTION_ENV = {
 }
 # Variables of the calling environment that would change the outcome.
 _STRIP = (
+    "DJANGO_ALLOW_ASYNC_UNSAFE",  # the browser tests' allowance (tests/browser/conftest.py)
     "DATABASE_URL",
     "REDIS_URL",
     "CELERY_",
@@ -177,6 +178,8 @@ print(json.dumps({
     "debug": settings.DEBUG,
     "ssl_redirect": settings.SECURE_SSL_REDIRECT,
     "static": settings.STORAGES["staticfiles"]["BACKEND"],
+    "csp_img": settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"],
+    "csp_connect": settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]["connect-src"],
 }))
 """
 
@@ -200,7 +203,11 @@ def test_production_variables_select_s3_redis_and_smtp(tmp_path):
     assert seen["eager"] is False
     assert seen["debug"] is False
     assert seen["ssl_redirect"] is True
-    assert seen["static"] == "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    assert seen["static"] == "studio.staticfiles.StaticFilesStorage"  # whitenoise, plus hashed ES module imports
+    # The bucket's origins, and only they, join 'self' for images and uploads.
+    bucket_origins = ["https://b.s3.amazonaws.com", "https://b.s3.eu-west-1.amazonaws.com"]
+    assert seen["csp_img"] == ["'self'", "data:", "blob:", *bucket_origins]
+    assert seen["csp_connect"] == ["'self'", *bucket_origins]
 
 
 def test_embedded_default_without_variables(tmp_path):

@@ -134,6 +134,8 @@ class TestStudioList:
             "contact_email",
             "booking_cancellation_hours",
             "payment_instructions",
+            "accent_color",
+            "logo",
             "created_at",
             "role",
             "scopes",
@@ -187,6 +189,8 @@ class TestStudioCreate:
             "contact_email": "hi@ls.de",
             "booking_cancellation_hours": 48,
             "payment_instructions": "",
+            "accent_color": "#1f5f8b",
+            "logo": "",
         }
         assert created.actor_user_id == user.pk
         (added,) = studio_events(studio, Action.MEMBER_ADDED)
@@ -266,6 +270,8 @@ class TestStudioDetail:
             "contact_email": studio.contact_email,
             "booking_cancellation_hours": 48,
             "payment_instructions": "",
+            "accent_color": "#1f5f8b",
+            "logo": "",
         }
         response = client_for(owner).patch(
             studio_url(studio), {"name": "Renamed", "timezone": "America/New_York", "contact_email": "a@b.co"}
@@ -285,6 +291,8 @@ class TestStudioDetail:
             "contact_email": "a@b.co",
             "booking_cancellation_hours": 48,
             "payment_instructions": "",
+            "accent_color": "#1f5f8b",
+            "logo": "",
         }
         assert event.actor_user_id == owner.user_id
 

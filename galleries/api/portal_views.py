@@ -6,9 +6,10 @@ portal/galleries/{gallery_pk}/ then acts as that gallery's visitor.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -27,10 +28,10 @@ from galleries.api.serializers import (
     AssetIdsSerializer,
     BulkRatingSerializer,
     FolderOrderSerializer,
-    FolderSerializer,
     MoveSerializer,
     PortalAccessSerializer,
     PortalAssetSerializer,
+    PortalFolderSerializer,
     PortalGallerySerializer,
     PortalOpenSerializer,
     RatingSerializer,
@@ -38,7 +39,7 @@ from galleries.api.serializers import (
 )
 from galleries.filtersets import PortalAssetFilterSet
 from galleries.media import media_response
-from galleries.models import Asset, AssetStatus, DownloadPermission, Folder, Gallery, Selection
+from galleries.models import Asset, AssetStatus, DownloadPermission, Folder, Gallery, Placement, Selection, Visitor
 from studio.errors import DomainError
 from studio.tenancy import studio_scope
 
@@ -47,10 +48,13 @@ class _CSRF(SessionAuthentication):
     pass
 
 
-def _gallery_payload(gallery: Gallery) -> dict[str, Any]:
+def _gallery_payload(gallery: Gallery, visitor: Visitor | None = None) -> dict[str, Any]:
     with studio_scope(gallery.studio):
-        finalized = selectors.live_selection(gallery) is not None
-        return PortalGallerySerializer(gallery, context={"finalized": finalized}).data
+        selection = selectors.live_selection(gallery)
+        context: dict[str, Any] = {"finalized": selection is not None, "live_selection": selection}
+        if visitor is not None:
+            context["counts"] = selectors.portal_counts(gallery, visitor)
+        return PortalGallerySerializer(gallery, context=context).data
 
 
 @extend_schema(tags=["portal"])
@@ -68,7 +72,7 @@ class PortalAccessView(APIView):
         serializer = PortalAccessSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        gallery, _ = access.open_with_code(
+        gallery, visitor = access.open_with_code(
             request._request,
             studio_slug=data["studio"],
             code=data["code"],
@@ -76,7 +80,7 @@ class PortalAccessView(APIView):
             name=data.get("name", ""),
             email=data.get("email", ""),
         )
-        return Response(_gallery_payload(gallery))
+        return Response(_gallery_payload(gallery, visitor))
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request: Request) -> Response:
@@ -98,8 +102,8 @@ class PortalOpenView(APIView):
         _CSRF().enforce_csrf(request)
         serializer = PortalOpenSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        gallery, _ = access.open_by_link(request._request, gallery_id=gallery_pk, **serializer.validated_data)
-        return Response(_gallery_payload(gallery))
+        gallery, visitor = access.open_by_link(request._request, gallery_id=gallery_pk, **serializer.validated_data)
+        return Response(_gallery_payload(gallery, visitor))
 
 
 @extend_schema(tags=["portal"])
@@ -108,8 +112,8 @@ class PortalGalleryView(PortalAPIView):
 
     @extend_schema(responses=PortalGallerySerializer)
     def get(self, request: Request, gallery_pk: Any) -> Response:
-        finalized = selectors.live_selection(self.gallery) is not None
-        return Response(PortalGallerySerializer(self.gallery, context={"finalized": finalized}).data)
+        """The gallery, with the header's counts for you."""
+        return Response(_gallery_payload(self.gallery, self.visitor))
 
 
 @extend_schema(tags=["portal"])
@@ -124,6 +128,25 @@ class PortalAssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Porta
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
         return selectors.portal_assets(queryset, visitor=self.visitor)
+
+    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        queryset = super().filter_queryset(queryset)
+        folder = self._folder_filter()
+        if folder is not None:
+            # A folder lists its photos in the folder's own order (what
+            # reorder-assets sets), not the gallery's.
+            position = Placement.objects.filter(folder_id=folder, asset=OuterRef("pk")).values("sort_order")[:1]
+            queryset = queryset.annotate(folder_position=Subquery(position))
+            self.ordering = ("folder_position", "sort_order", "created_at")
+        return queryset
+
+    def _folder_filter(self) -> uuid.UUID | None:
+        if self.action != "list":
+            return None
+        try:
+            return uuid.UUID(self.request.query_params.get("folder", ""))
+        except ValueError:
+            return None
 
     def paginate_queryset(self, queryset: QuerySet) -> list[Asset] | None:
         page = super().paginate_queryset(queryset)
@@ -232,7 +255,7 @@ class PortalFolderViewSet(
     (409) once the selection is finalised."""
 
     model = Folder
-    serializer_class = FolderSerializer
+    serializer_class = PortalFolderSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     ordering = ("sort_order", "created_at")
 
@@ -242,12 +265,12 @@ class PortalFolderViewSet(
         visible = selectors.visible_folders(queryset, gallery=self.gallery, visitor=self.visitor)
         return selectors.folders_with_counts(visible)
 
-    def perform_create(self, serializer: FolderSerializer) -> None:
+    def perform_create(self, serializer: PortalFolderSerializer) -> None:
         serializer.instance = services.folder_create(
             gallery=self.gallery, name=serializer.validated_data["name"], visitor=self.visitor
         )
 
-    def perform_update(self, serializer: FolderSerializer) -> None:
+    def perform_update(self, serializer: PortalFolderSerializer) -> None:
         name = serializer.validated_data.get("name")
         if name is not None:
             serializer.instance = services.folder_rename(folder=serializer.instance, name=name, visitor=self.visitor)

@@ -64,6 +64,20 @@ _URLS_SCHEMA = {
 }
 
 
+_SIZES_SCHEMA = {
+    "type": "object",
+    "properties": {
+        v: {
+            "type": "object",
+            "properties": {"width": {"type": "integer"}, "height": {"type": "integer"}},
+            "required": ["width", "height"],
+        }
+        for v in ("thumb", "medium", "large")
+    },
+    "description": "Pixel size of each derivative (for srcset and layout).",
+}
+
+
 # --- staff ---------------------------------------------------------------------------------------
 
 
@@ -314,11 +328,38 @@ class PortalOpenSerializer(serializers.Serializer):
     email = serializers.EmailField(required=False, allow_blank=True)
 
 
+class PortalCountsSerializer(serializers.Serializer):
+    photos = serializers.IntegerField(help_text="Ready photos, not in your trash.")
+    rated = serializers.IntegerField(help_text="Of those, the ones you rated.")
+    in_folders = serializers.IntegerField(help_text="Of those, the ones in a folder you see.")
+    selected = serializers.IntegerField(help_text="What finalising would send: rated or filed by a client.")
+    trashed = serializers.IntegerField(help_text="Photos in your trash.")
+
+
+class PortalFolderSerializer(FolderSerializer):
+    editable = serializers.SerializerMethodField(help_text="False for the studio's folders, which clients only view.")
+
+    class Meta(FolderSerializer.Meta):
+        fields = [*FolderSerializer.Meta.fields, "editable"]
+        read_only_fields = [*FolderSerializer.Meta.read_only_fields, "editable"]
+
+    def get_editable(self, folder: Folder) -> bool:
+        if folder.created_by_visitor_id is None:
+            return False
+        visitor = self.context.get("visitor")
+        gallery = self.context.get("gallery")
+        return (visitor is not None and folder.created_by_visitor_id == visitor.pk) or bool(
+            gallery is not None and gallery.shared_selection
+        )
+
+
 class PortalGallerySerializer(serializers.ModelSerializer):
     studio = serializers.CharField(source="studio.name")
     cover = serializers.SerializerMethodField()
     selection = serializers.SerializerMethodField()
     can_download = serializers.SerializerMethodField()
+    finalized_at = serializers.SerializerMethodField()
+    counts = serializers.SerializerMethodField()
 
     class Meta:
         model = Gallery
@@ -334,8 +375,20 @@ class PortalGallerySerializer(serializers.ModelSerializer):
             "can_download",
             "selection_limit",
             "selection",
+            "finalized_at",
+            "counts",
         ]
         read_only_fields = fields
+
+    @extend_schema_field({"type": "string", "format": "date-time", "nullable": True})
+    def get_finalized_at(self, gallery: Gallery) -> str | None:
+        selection = self.context.get("live_selection")
+        return selection.finalized_at.isoformat() if selection is not None else None
+
+    @extend_schema_field(PortalCountsSerializer(allow_null=True))
+    def get_counts(self, gallery: Gallery) -> dict[str, int] | None:
+        # Per visitor ("rated" is theirs): null where the caller passed none.
+        return self.context.get("counts")
 
     @extend_schema_field({"type": "string", "nullable": True})
     def get_cover(self, gallery: Gallery) -> str | None:
@@ -359,11 +412,22 @@ class PortalAssetSerializer(serializers.ModelSerializer):
     folders = serializers.SerializerMethodField()
     trashed = serializers.SerializerMethodField()
     urls = serializers.SerializerMethodField()
+    sizes = serializers.SerializerMethodField()
 
     class Meta:
         model = Asset
-        fields = ["id", "filename", "width", "height", "captured_at", "stars", "folders", "trashed", "urls"]
+        fields = ["id", "filename", "width", "height", "captured_at", "stars", "folders", "trashed", "urls", "sizes"]
         read_only_fields = fields
+
+    @extend_schema_field(_SIZES_SCHEMA)
+    def get_sizes(self, asset: Asset) -> dict[str, dict[str, int]]:
+        # Pixel sizes of the derivatives: srcset widths and the viewer's layout
+        # before a byte of the image arrives.
+        return {
+            variant: {"width": d.get("width") or 0, "height": d.get("height") or 0}
+            for variant, d in (asset.derivatives or {}).items()
+            if variant in VARIANTS
+        }
 
     def get_folders(self, asset: Asset) -> list[str]:
         by_asset = self.context.get("folders_by_asset")

@@ -218,7 +218,7 @@ class UploadBatchViewSet(mixins.RetrieveModelMixin, StudioViewSet):
                     "asset": asset.pk,
                     "filename": asset.original_filename,
                     "method": "POST",
-                    "url": target.url,
+                    "url": request.build_absolute_uri(target.url),  # S3's are absolute already
                     "fields": target.fields,
                     "expires_at": target.expires_at,
                 }

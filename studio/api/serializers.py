@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -17,14 +18,23 @@ class UserSummarySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+# The logo is a file: the admin uploads it; this JSON-only API shows where it
+# is served and edits everything else.
+JSON_EDITABLE_FIELDS = [name for name in Studio.EDITABLE_FIELDS if name != "logo"]
+
+
 class StudioSerializer(serializers.ModelSerializer):
+    logo = serializers.SerializerMethodField(help_text="Where the studio's logo is served (null: none).")
     role = serializers.SerializerMethodField(help_text="Your role in this studio.")
     scopes = serializers.SerializerMethodField(help_text="What your role allows here.")
 
     class Meta:
         model = Studio
         fields = ["id", "slug", *Studio.EDITABLE_FIELDS, "created_at", "role", "scopes"]
-        read_only_fields = ["id", "created_at", "role", "scopes"]
+        read_only_fields = ["id", "created_at", "logo", "role", "scopes"]
+
+    def get_logo(self, studio: Studio) -> str | None:
+        return reverse("portal:logo", kwargs={"slug": studio.slug}) if studio.logo else None
 
     def _role(self, studio: Studio) -> str | None:
         roles = self.context.get("roles_by_studio")
@@ -46,13 +56,13 @@ class StudioCreateSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Studio
-        fields = ["slug", *Studio.EDITABLE_FIELDS]
+        fields = ["slug", *JSON_EDITABLE_FIELDS]
 
 
 class StudioUpdateSerializer(serializers.ModelSerializer):
     class Meta:
         model = Studio
-        fields = list(Studio.EDITABLE_FIELDS)
+        fields = JSON_EDITABLE_FIELDS
 
 
 class MembershipSummarySerializer(serializers.Serializer):
