@@ -14,10 +14,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.template.loader import render_to_string
 
 from bookings import ics
 from bookings.links import booking_manage_url
+from studio.email_templates import render_email
 from studio.emails import Attachment, email_queue
 from studio.models import Membership
 from studio.roles import Role
@@ -61,6 +61,12 @@ def booking_staff(booking: Any) -> list[str]:
     return [*studio_recipients(booking.studio), *assigned]
 
 
+def _render(template: str, context: dict[str, Any], studio: Any) -> dict[str, str]:
+    """The plain-text template, as text and as HTML on the studio's email layout."""
+    text, html = render_email(template.removesuffix(".txt"), context, studio=studio)
+    return {"body": text, "html_body": html}
+
+
 def _to_client(booking: Any, *, kind: str, subject: str, template: str, key: str, **extra: Any) -> list[Any]:
     """Every email to a client carries the link to their booking (to cancel,
     reschedule or see what is owed). The link is their key, so the email is
@@ -73,7 +79,7 @@ def _to_client(booking: Any, *, kind: str, subject: str, template: str, key: str
         kind=kind,
         to=[booking.client_email],
         subject=f"{subject}: {booking.service.name} with {booking.studio.name}",
-        body=render_to_string(template, context),
+        **_render(template, context, booking.studio),
         attachments=attachments,
         key=key,
         sensitive=bool(manage_url),
@@ -194,7 +200,7 @@ def queue_studio_notice(booking: Any, event: str, *, previous: datetime | None =
         kind=STUDIO_NOTICE,
         to=booking_staff(booking),
         subject=f"{STUDIO_SUBJECTS[event]}: {booking.client_name}, {booking.service.name}, {local_time(booking)}",
-        body=render_to_string("bookings/email_studio_notice.txt", context),
+        **_render("bookings/email_studio_notice.txt", context, booking.studio),
         key=f"booking:{booking.pk}:studio:{event}:{booking.sequence}",
         target=booking,
         meta={"event": event},
@@ -206,9 +212,11 @@ def queue_contact(submission: Any) -> None:
         kind=CONTACT,
         to=studio_recipients(submission.studio),
         subject=f"New enquiry from {submission.name}",
-        body=render_to_string("bookings/email_contact.txt", {"submission": submission}),
+        **_render("bookings/email_contact.txt", {"submission": submission}, submission.studio),
         key=f"contact:{submission.pk}",
         target=submission,
+        # Answering an enquiry answers the client who wrote it.
+        reply_to=submission.email,
     )
 
 
@@ -221,7 +229,7 @@ def queue_refund_needed(payment: Any, *, reason: str, paid_before: Any = None) -
         kind=REFUND_NEEDED,
         to=studio_recipients(payment.studio),
         subject="A deposit needs refunding",
-        body=render_to_string("bookings/email_refund_needed.txt", context),
+        **_render("bookings/email_refund_needed.txt", context, payment.studio),
         key=f"payment:{payment.pk}:refund_needed",
         target=payment,
     )
@@ -233,7 +241,7 @@ def queue_amount_mismatch(payment: Any, *, event_id: str, received_cents: int) -
         kind=AMOUNT_MISMATCH,
         to=studio_recipients(payment.studio),
         subject="A deposit arrived with the wrong amount",
-        body=render_to_string("bookings/email_amount_mismatch.txt", context),
+        **_render("bookings/email_amount_mismatch.txt", context, payment.studio),
         key=f"payment:{payment.pk}:amount_mismatch:{event_id}",
         target=payment,
     )

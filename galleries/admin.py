@@ -1,6 +1,7 @@
-"""Gallery admin: thumbnails, asset status, the selection, and the actions
-publish, unpublish and regenerate derivatives. Writes go through services,
-so they are audited like API calls."""
+"""Gallery admin: thumbnails, asset status, the selection, exports, sending
+the gallery to its client, and the actions publish, unpublish and
+regenerate derivatives. Writes go through services, so they are audited
+like API calls."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.middleware.csrf import get_token
 from django.template.defaultfilters import filesizeformat
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, path, reverse
@@ -19,10 +23,24 @@ from django.utils import dateformat, timezone
 from django.utils.html import format_html, format_html_join
 
 from galleries import selectors, services, staff_pages
-from galleries.models import Asset, AssetStatus, Gallery, GalleryStatus, Selection
+from galleries.models import (
+    Asset,
+    AssetStatus,
+    Export,
+    ExportKind,
+    ExportScope,
+    ExportStatus,
+    Folder,
+    Gallery,
+    GalleryStatus,
+    Selection,
+)
+from galleries.services import sharing
+from galleries.services.exports import export_request
 from studio.admin import ReadOnlyStudioModelAdmin, StudioModelAdmin, actor_of, has_scope, register_studio_panel
 from studio.admin_site import register_notice
 from studio.cache import studio_cache_key
+from studio.errors import DomainError
 from teams.models import Team
 
 THUMBS_SHOWN = 24
@@ -119,9 +137,21 @@ def client_message(gallery: Gallery, link: str) -> str:
     return "\n".join(lines)
 
 
+def send_blocked(gallery: Gallery) -> str:
+    """Why "Send to client" cannot work yet, said before the click (the
+    service refuses the same cases; this only spares a failed attempt)."""
+    if gallery.status != GalleryStatus.PUBLISHED:
+        return "Publish the gallery first: the link of a draft does not open."
+    if not gallery.client_email:
+        return "Add the client's email (above) to send them the gallery."
+    if gallery.is_expired:
+        return "The gallery has expired: move its expiry date to send it again."
+    return ""
+
+
 def share_context(request: HttpRequest, gallery: Gallery) -> dict[str, Any]:
     """The share panel. Viewers never see the code, so not the link either
-    (it carries the code)."""
+    (it carries the code), nor the email that carries both."""
     may_share = has_scope(request, "gallery:write")
     link = client_link(gallery) if may_share else ""
     return {
@@ -129,9 +159,41 @@ def share_context(request: HttpRequest, gallery: Gallery) -> dict[str, Any]:
         "may_share": may_share,
         "link": link,
         "message": client_message(gallery, link) if may_share else "",
+        "send_blocked": send_blocked(gallery) if may_share else "",
         "published": gallery.status == GalleryStatus.PUBLISHED,
         "expired": gallery.is_expired,
     }
+
+
+def staff_exports_url(gallery: Gallery) -> str:
+    return reverse("api:gallery-export-list", kwargs={"studio_slug": gallery.studio.slug, "gallery_pk": gallery.pk})
+
+
+def exports_context(request: HttpRequest, gallery: Gallery) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Exports panel (what can be exported) and the data its module
+    gets: the staff API's URL, the CSRF token, the folders' names."""
+    folders = list(
+        Folder.objects.filter(gallery=gallery)
+        .annotate(asset_count=Count("placements"))
+        .order_by("created_by_visitor", "sort_order", "created_at")
+    )
+    finalized = selectors.live_selection(gallery)
+    panel = {
+        "gallery": gallery,
+        "finalized": finalized,
+        # Without a finalised selection, "the selection" is what the clients chose so far.
+        "chosen": finalized.asset_count if finalized else selectors.chosen_assets(gallery).count(),
+        "photos": Asset.objects.filter(gallery=gallery, status=AssetStatus.READY, trashed_at=None).count(),
+        "folders": folders,
+        "all_exports_url": reverse("admin:galleries_export_changelist") + f"?gallery__id__exact={gallery.pk}",
+    }
+    data = {
+        "exports": staff_exports_url(gallery),
+        # get_token also sets the CSRF cookie the API's session auth checks against.
+        "csrfToken": get_token(request),
+        "folders": {str(folder.pk): folder.name for folder in folders},
+    }
+    return panel, data
 
 
 def selection_context(gallery: Gallery) -> dict[str, Any]:
@@ -199,7 +261,7 @@ class GalleryAdmin(StudioModelAdmin):
     list_filter = ["status", "visibility", "download_permission"]
     search_fields = ["title", "client_name", "client_email", "access_code"]
     readonly_fields = ["status", "asset_summary", "recent_assets", "selection_summary"]
-    actions = ["publish", "unpublish", "regenerate_derivatives"]
+    actions = ["publish", "unpublish", "regenerate_derivatives", "export_selection_csv", "export_contact_sheet"]
     # Adds the upload button, and the share and selection panels.
     change_form_template = "admin/galleries/gallery/change_form.html"
 
@@ -212,7 +274,12 @@ class GalleryAdmin(StudioModelAdmin):
             self.admin_site.admin_view(self.upload_view),
             name="galleries_gallery_upload",
         )
-        return [upload, *super().get_urls()]
+        send = path(
+            "<path:object_id>/send/",
+            self.admin_site.admin_view(self.send_view),
+            name="galleries_gallery_send",
+        )
+        return [upload, send, *super().get_urls()]
 
     def upload_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return staff_pages.upload(self, request, object_id)
@@ -220,6 +287,34 @@ class GalleryAdmin(StudioModelAdmin):
     def may_upload(self, request: HttpRequest) -> bool:
         # The upload API acts as a member: a platform operator has no role to act with.
         return has_scope(request, "gallery:write") and getattr(request, "admin_membership", None) is not None
+
+    def may_export(self, request: HttpRequest) -> bool:
+        # The panel calls the staff exports API, which acts as a member, as the uploader does.
+        return has_scope(request, "gallery:write") and getattr(request, "admin_membership", None) is not None
+
+    def send_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """ "Send to client" (the share panel): emails the client the gallery's
+        link and code through the sharing service, as the API's send action
+        does. Another studio's gallery is not there (404); sending shows the
+        code, so it needs gallery:write, like seeing it."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        gallery = self.get_object(request, object_id)
+        if gallery is None:
+            raise Http404("No such gallery.")
+        if not has_scope(request, "gallery:write"):
+            raise PermissionDenied
+        note = request.POST.get("note", "").strip()[:2000]
+        try:
+            with self.write_scope_for(request, gallery), transaction.atomic():
+                logs = sharing.gallery_send(gallery=gallery, actor=actor_of(request), note=note)
+        except DomainError as exc:
+            messages.error(request, f"Not sent: {exc.message}")
+        else:
+            recipients = ", ".join(sorted({log.recipient for log in logs})) or gallery.client_email
+            messages.success(request, f"Sent “{gallery.title}” to {recipients}.")
+        change = reverse(f"{self.admin_site.name}:galleries_gallery_change", args=[gallery.pk])
+        return HttpResponseRedirect(f"{change}#share-panel")
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
@@ -235,6 +330,11 @@ class GalleryAdmin(StudioModelAdmin):
             )
             if self.may_upload(request):
                 extra["upload_url"] = reverse("admin:galleries_gallery_upload", args=[gallery.pk])
+            if has_scope(request, "gallery:write"):
+                extra["send_url"] = reverse("admin:galleries_gallery_send", args=[gallery.pk])
+            if self.may_export(request):
+                panel, extra["exports_data"] = exports_context(request, gallery)
+                extra["exports_panel"] = render_to_string("galleries/staff/exports_panel.html", panel, request=request)
         return super().change_view(request, object_id, form_url, extra)
 
     def get_list_display(self, request: HttpRequest) -> Any:
@@ -374,6 +474,38 @@ class GalleryAdmin(StudioModelAdmin):
                 total += len(services.assets_regenerate(gallery=gallery))
         messages.success(request, f"Queued {total} photos for new derivatives.")
 
+    def _export(self, request: HttpRequest, queryset: QuerySet, kind: str, what: str) -> None:
+        asked = 0
+        for gallery in queryset:
+            try:
+                with self.write_scope_for(request, gallery):
+                    export_request(gallery=gallery, kind=kind, scope=ExportScope.SELECTION, user=request.user)
+            except DomainError as exc:
+                messages.error(request, f"{gallery.title}: {exc.message}")
+            else:
+                asked += 1
+        if asked:
+            url = reverse("admin:galleries_export_changelist")
+            messages.success(
+                request,
+                format_html(
+                    'Asked for {} {}{}: follow {} under <a href="{}">Exports</a>.',
+                    asked,
+                    what,
+                    "" if asked == 1 else "s",
+                    "it" if asked == 1 else "them",
+                    url,
+                ),
+            )
+
+    @admin.action(description="Export selection CSV", permissions=["change"])
+    def export_selection_csv(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._export(request, queryset, ExportKind.CSV, "selection CSV")
+
+    @admin.action(description="Export contact sheet of the selection (PDF)", permissions=["change"])
+    def export_contact_sheet(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._export(request, queryset, ExportKind.CONTACT_SHEET, "contact sheet")
+
 
 @admin.register(Asset)
 class AssetAdmin(StudioModelAdmin):
@@ -439,3 +571,83 @@ class SelectionAdmin(ReadOnlyStudioModelAdmin):
     list_display = ["gallery", "status", "asset_count", "finalized_by_label", "finalized_at", "reopened_at"]
     list_filter = ["status"]
     list_select_related = ["gallery", "studio"]
+
+
+@admin.register(Export)
+class ExportAdmin(ReadOnlyStudioModelAdmin):
+    """The studio's download queue, read-only: exports are asked for from a
+    gallery's page (or the API and the portal) and written only by the
+    exports service. Done ones link to the staff API's download, which hands
+    out a short-lived URL and audits the download."""
+
+    read_scope = "gallery:read"
+    write_scope = "gallery:write"
+    list_display = [
+        "gallery",
+        "kind",
+        "scope_shown",
+        "status",
+        "progress_shown",
+        "requested_by",
+        "file_size_shown",
+        "created_at",
+        "expires_at",
+        "download_link",
+    ]
+    list_filter = ["status", "kind"]
+    list_select_related = ["gallery", "studio", "folder", "requested_by_user", "requested_by_visitor"]
+    search_fields = ["gallery__title", "filename"]
+    date_hierarchy = "created_at"
+    list_per_page = 50
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # The file's storage key is an implementation detail; the link is what staff use.
+        hidden = {"file_key", "dedupe_key"}
+        fields = [f.name for f in Export._meta.fields if f.name not in hidden]
+        return [*fields, "download_link"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [f for f in self.get_readonly_fields(request, obj) if f != "id"]
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        # The gallery page links here filtered by gallery (see AssetAdmin).
+        return lookup == "gallery__id__exact" or super().lookup_allowed(lookup, value, request)
+
+    def save_through_service(self, request: HttpRequest, obj: Export, form: Any, change: bool) -> Export:
+        return obj  # read-only: exports change through the exports service only
+
+    @admin.display(description="Photos", ordering="scope")
+    def scope_shown(self, export: Export) -> str:
+        if export.scope == "folder":
+            return f"Folder: {export.folder.name}" if export.folder else "A deleted folder"
+        size = f" ({export.get_size_display()})" if export.size else ""
+        return f"{export.get_scope_display()}{size}"
+
+    @admin.display(description="Progress", ordering="progress")
+    def progress_shown(self, export: Export) -> str:
+        if export.status == ExportStatus.FAILED:
+            return format_html('<span title="{}">failed: {}</span>', export.failure_reason, export.failure_reason)
+        return f"{export.progress}%"
+
+    @admin.display(description="Requested by")
+    def requested_by(self, export: Export) -> str:
+        if export.requested_by_user_id:
+            return str(export.requested_by_user)
+        if export.requested_by_visitor_id:
+            visitor = export.requested_by_visitor
+            return f"Client: {visitor.name or visitor.email or 'a visitor'}"
+        return "–"
+
+    @admin.display(description="Size", ordering="file_size")
+    def file_size_shown(self, export: Export) -> str:
+        return filesizeformat(export.file_size) if export.file_size is not None else "–"
+
+    @admin.display(description="File")
+    def download_link(self, export: Export) -> str:
+        if export.status != ExportStatus.DONE:
+            return "–"
+        url = reverse(
+            "api:gallery-export-download",
+            kwargs={"studio_slug": export.studio.slug, "gallery_pk": export.gallery_id, "pk": export.pk},
+        )
+        return format_html('<a href="{}" download>Download {}</a>', url, export.filename or "the file")

@@ -302,3 +302,94 @@ class Selection(StudioOwnedModel, TimestampedModel):
 
     def __str__(self) -> str:
         return f"Selection of {self.asset_count} ({self.get_status_display()})"
+
+
+class ExportKind(models.TextChoices):
+    CSV = "csv", "Selection CSV"
+    LIGHTROOM = "lightroom", "Lightroom filename list"
+    CONTACT_SHEET = "contact_sheet", "PDF contact sheet"
+    ZIP = "zip", "ZIP of photos"
+
+
+class ExportScope(models.TextChoices):
+    GALLERY = "gallery", "Whole gallery"
+    FOLDER = "folder", "A folder"
+    SELECTION = "selection", "The finalised selection"
+
+
+class ExportSize(models.TextChoices):
+    WEB = "web", "Web size (2048 px)"
+    ORIGINAL = "original", "Originals"
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    EXPIRED = "expired", "Expired"
+
+
+EXPORT_ACTIVE = (ExportStatus.QUEUED, ExportStatus.RUNNING)
+
+
+class Export(StudioOwnedModel, TimestampedModel):
+    """A file built from a gallery (CSV, Lightroom list, PDF, ZIP) by the
+    exports.run task, kept EXPORT_TTL_HOURS, then deleted by exports.expire.
+    Written only by galleries.services.exports."""
+
+    studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="+")
+    gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="exports")
+    kind = models.CharField(max_length=20, choices=ExportKind.choices)
+    scope = models.CharField(max_length=10, choices=ExportScope.choices, default=ExportScope.GALLERY)
+    # SET_NULL: deleting a folder must not delete the history of its exports;
+    # a queued export of a deleted folder fails with the reason.
+    folder = models.ForeignKey(Folder, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # ZIPs only; empty for the other kinds.
+    size = models.CharField(max_length=10, choices=ExportSize.choices, blank=True)
+    status = models.CharField(max_length=10, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    failure_reason = models.CharField(max_length=300, blank=True)
+    # Asked for while running: the runner stops at the next member and deletes its partial output.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    file_key = models.CharField(max_length=500, blank=True)
+    file_size = models.PositiveBigIntegerField(null=True, blank=True)
+    filename = models.CharField(max_length=255, blank=True)
+    requested_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    requested_by_visitor = models.ForeignKey(
+        Visitor, on_delete=models.SET_NULL, null=True, blank=True, related_name="exports"
+    )
+    # kind, scope, folder, size and requester in one column: the partial
+    # unique constraint below cannot use the nullable columns themselves
+    # (NULLs are distinct in unique indexes on SQLite and PostgreSQL).
+    dedupe_key = models.CharField(max_length=200)
+    # When the run task reached the broker. Empty while queued: it did not
+    # (the broker was down), and exports.expire queues it again.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One identical export queued or running at a time: two requests
+            # racing each other get the same row (the loser reads the winner's).
+            models.UniqueConstraint(
+                fields=["gallery", "dedupe_key"],
+                condition=Q(status__in=["queued", "running"]),
+                name="export_one_active_per_request",
+            ),
+            models.CheckConstraint(condition=Q(progress__lte=100), name="export_progress_0_to_100"),
+        ]
+        indexes = [
+            models.Index(fields=["studio", "-created_at"], name="export_studio_newest"),
+            # The beat job's question across studios: which files are past their life?
+            models.Index(fields=["expires_at"], condition=Q(status__in=["done", "failed"]), name="export_expiring"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.gallery_id} ({self.status})"

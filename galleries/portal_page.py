@@ -28,6 +28,7 @@ def gallery(request: HttpRequest, code: str, slug: str | None = None) -> HttpRes
         "assets": reverse("api:portal-asset-list", kwargs=kwargs),
         "folders": reverse("api:portal-folder-list", kwargs=kwargs),
         "selection": reverse("api:portal-selection", kwargs=kwargs),
+        "exports": reverse("api:portal-export-list", kwargs=kwargs),
         "visitor": str(visitor.pk),
     }
     return render(

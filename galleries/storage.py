@@ -11,6 +11,7 @@ Keys are laid out per studio and gallery::
     studios/<studio>/galleries/<gallery>/uploads/<asset>-<random>.<ext>   one-time upload target
     studios/<studio>/galleries/<gallery>/originals/<asset>.<ext>          checked original
     studios/<studio>/galleries/<gallery>/derivatives/<asset>/<size>.webp
+    studios/<studio>/galleries/<gallery>/exports/<export>.<ext>            built export (zip, csv, txt, pdf)
 
 Browsers post to the one-time upload key; complete checks the object there
 and moves it to the original's key, which no upload target ever names.
@@ -19,10 +20,11 @@ and moves it to the original's key, which no upload target ever names.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,6 +39,7 @@ from django.utils import timezone
 from django.utils.http import content_disposition_header
 
 LOCAL_UPLOAD_SALT = "galleries.local-upload"
+logger = logging.getLogger(__name__)
 
 
 class StorageError(Exception):
@@ -70,6 +73,16 @@ def derivative_key(asset: Any, size: str) -> str:
     return f"studios/{asset.studio_id}/galleries/{asset.gallery_id}/derivatives/{asset.pk}/{size}.webp"
 
 
+def export_key(export: Any, extension: str) -> str:
+    return f"studios/{export.studio_id}/galleries/{export.gallery_id}/exports/{export.pk}.{extension}"
+
+
+# S3 refuses parts under 5 MiB (but the last); 8 MiB keeps a 2 GB archive
+# well under the 10,000-part limit (80 GB) with one part buffered at a time.
+MULTIPART_PART_SIZE = 8 * 1024 * 1024
+READ_CHUNK_SIZE = 1024 * 1024
+
+
 class MediaStore:
     """The operations gallery code needs, whatever the backend."""
 
@@ -100,6 +113,18 @@ class MediaStore:
         raise NotImplementedError
 
     def delete(self, keys: list[str]) -> None:
+        raise NotImplementedError
+
+    def write_stream(self, key: str, chunks: Iterable[bytes], content_type: str) -> int:
+        """Store what ``chunks`` yields under ``key`` as it is produced, never
+        holding the whole object (S3: a multipart upload; local: a temporary
+        file renamed at the end). If ``chunks`` raises (an error, a
+        cancellation), nothing is left under ``key`` or on the side and the
+        exception propagates. Returns the bytes written."""
+        raise NotImplementedError
+
+    def iter_chunks(self, key: str, chunk_size: int = READ_CHUNK_SIZE) -> Iterator[bytes]:
+        """The object's bytes, a chunk at a time (FileNotFoundError when missing)."""
         raise NotImplementedError
 
     def media_url(self, key: str, *, ttl: int, filename: str | None = None) -> str:
@@ -228,6 +253,59 @@ class S3MediaStore(MediaStore):
             if failed:
                 raise StorageError(f"S3 could not delete {len(failed)} object(s), e.g. {failed[0]}")
 
+    def write_stream(self, key: str, chunks: Iterable[bytes], content_type: str) -> int:
+        part_size = MULTIPART_PART_SIZE
+        buffer = bytearray()
+        upload_id: str | None = None
+        parts: list[dict[str, Any]] = []
+        written = 0
+        extra = {"ContentType": content_type, "CacheControl": "private, max-age=31536000, immutable"}
+        try:
+            for chunk in chunks:
+                buffer += chunk
+                written += len(chunk)
+                while len(buffer) >= part_size:
+                    if upload_id is None:
+                        upload = self._call("create_multipart_upload", Bucket=self.bucket, Key=key, **extra)
+                        upload_id = upload["UploadId"]
+                    part = bytes(buffer[:part_size])
+                    del buffer[:part_size]
+                    parts.append(self._upload_part(key, upload_id, len(parts) + 1, part))
+            if upload_id is None:
+                # Small files (a CSV, a list): one PUT, no multipart round trips.
+                self._call("put_object", Bucket=self.bucket, Key=key, Body=bytes(buffer), **extra)
+                return written
+            if buffer:
+                parts.append(self._upload_part(key, upload_id, len(parts) + 1, bytes(buffer)))
+            self._call(
+                "complete_multipart_upload",
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            if upload_id is not None:
+                # Parts of an upload never completed are stored (and billed)
+                # until aborted; a bucket lifecycle rule is the backstop.
+                try:
+                    self._call("abort_multipart_upload", Bucket=self.bucket, Key=key, UploadId=upload_id)
+                except Exception:  # noqa: BLE001 - the original error is the one to report
+                    logger.warning("could not abort the multipart upload of %s", key, exc_info=True)
+            raise
+        return written
+
+    def _upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
+        answer = self._call(
+            "upload_part", Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+        )
+        return {"PartNumber": number, "ETag": answer["ETag"]}
+
+    def iter_chunks(self, key: str, chunk_size: int = READ_CHUNK_SIZE) -> Iterator[bytes]:
+        response = self._call("get_object", Bucket=self.bucket, Key=key)
+        with self._errors("read", key):
+            yield from response["Body"].iter_chunks(chunk_size=chunk_size)
+
     def media_url(self, key: str, *, ttl: int, filename: str | None = None) -> str:
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if filename:
@@ -318,6 +396,30 @@ class LocalMediaStore(MediaStore):
 
     def open(self, key: str) -> IO[bytes]:
         return open(self._path(key), "rb")
+
+    def write_stream(self, key: str, chunks: Iterable[bytes], content_type: str) -> int:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Next to the key, so the rename is atomic (same filesystem) and a
+        # reader never sees half an archive.
+        tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.part")
+        written = 0
+        try:
+            with open(tmp, "wb") as fh:
+                for chunk in chunks:
+                    fh.write(chunk)
+                    written += len(chunk)
+            path.with_name(path.name + ".type").write_text(content_type)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return written
+
+    def iter_chunks(self, key: str, chunk_size: int = READ_CHUNK_SIZE) -> Iterator[bytes]:
+        with open(self._path(key), "rb") as fh:
+            while chunk := fh.read(chunk_size):
+                yield chunk
 
 
 def media_store() -> MediaStore:

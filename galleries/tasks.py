@@ -72,3 +72,51 @@ def sweep_stuck_assets() -> int:
         with studio_scope(studios[studio_id]), context.acting_as(context.Actor.system(SWEEPER)):
             services.assets_give_up(asset_ids=asset_ids)
     return len(queued)
+
+
+@studio_task(
+    name="exports.run",
+    soft_time_limit=settings.EXPORT_SOFT_TIME_LIMIT,
+    time_limit=settings.EXPORT_TIME_LIMIT,
+    # No automatic retry: the runner ends every error as "failed" with the
+    # reason, and the person asks again; a dead worker's job comes back
+    # through acks_late, and exports.expire fails runs that never end.
+    max_retries=0,
+)
+def run_export(studio: Any, export_id: str) -> str | None:
+    from galleries.services.exports import export_run
+
+    export = export_run(export_id=export_id)
+    return export.status if export is not None else None
+
+
+@shared_task(name="exports.expire", soft_time_limit=300, time_limit=330)
+def expire_exports() -> int:
+    """Celery beat, every 15 minutes: files of exports past their expiry are
+    deleted and the rows marked expired; runs whose worker died are failed;
+    queued exports whose run task never reached the broker (down when they
+    were asked for) are queued again. Returns how many expired."""
+    from galleries.models import Export
+    from galleries.services.exports import exports_expire, exports_lost
+
+    with context.acting_as(context.Actor.system("task:exports.expire")):
+        expired = exports_expire(now=timezone.now())
+    queued = []
+    for studio_id, export_id in exports_lost(now=timezone.now()):
+        if not enqueue(run_export, str(studio_id), str(export_id)):
+            break  # the broker is down: the next run tries again
+        queued.append(export_id)
+    with unscoped():  # the ids came from every studio's exports
+        Export.objects.filter(pk__in=queued).update(enqueued_at=timezone.now())
+    return expired
+
+
+@shared_task(name="galleries.notify_expiring", soft_time_limit=300, time_limit=330)
+def notify_expiring() -> int:
+    """Celery beat, hourly: "your gallery expires in N days" to each client
+    whose gallery enters its studio's notice window; once per gallery and
+    expiry date (the email's idempotency key). Returns how many were queued."""
+    from galleries import notifications
+
+    with context.acting_as(context.Actor.system("task:galleries.notify_expiring")):
+        return notifications.galleries_expiring(now=timezone.now())

@@ -44,7 +44,8 @@ from django.db import IntegrityError, models, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from studio.models import EmailLog, EmailStatus
+from studio.models import EmailLog, EmailStatus, Membership
+from studio.roles import Role
 from studio.tenancy import current_studio_or_none, studio_scope, unscoped
 
 logger = logging.getLogger(__name__)
@@ -74,16 +75,23 @@ def email_queue(
     target: models.Model | None = None,
     meta: dict[str, Any] | None = None,
     platform: bool = False,
+    reply_to: str | None = None,
 ) -> list[EmailLog]:
     """Record an email to each address of ``to`` and send it after commit.
 
     ``key`` names this email among everything the studio sends (e.g.
     ``booking:<id>:confirmed:<sequence>``); with the recipient it is the
     idempotency key. Returns the rows created now (none for a repeat).
-    ``platform=True`` is for mail that belongs to no studio."""
+    ``platform=True`` is for mail that belongs to no studio.
+
+    ``reply_to`` is where an answer goes; by default the studio's contact
+    (:func:`studio_reply_to`), so a client who answers reaches a person."""
     studio = None if platform else current_studio_or_none()
     if studio is None and not platform:
         raise ValueError(f"{kind}: queue studio email inside the studio's scope (or platform=True).")
+    if reply_to is None:
+        reply_to = studio_reply_to(studio) if studio is not None else ""
+    reply_to = reply_to.strip()
     # Names typed into forms may hold newlines: a header must be one line.
     subject = " ".join(subject.split())[:500]
     created = []
@@ -92,6 +100,7 @@ def email_queue(
             studio=studio,
             kind=kind,
             recipient=recipient,
+            reply_to=reply_to,
             idempotency_key=f"{key}:{recipient}"[:255],
             subject=subject,
             body=body,
@@ -112,6 +121,20 @@ def email_queue(
         ids = [str(row.pk) for row in created]
         transaction.on_commit(lambda: _hand_over(ids), robust=True)
     return created
+
+
+def studio_reply_to(studio: Any) -> str:
+    """A person at the studio: its contact address, else its first owner's."""
+    if studio.contact_email:
+        return studio.contact_email
+    with studio_scope(studio):
+        owner = (
+            Membership.objects.filter(studio=studio, role=Role.OWNER, user__is_active=True)
+            .order_by("created_at")
+            .values_list("user__email", flat=True)
+            .first()
+        )
+    return owner or ""
 
 
 def _hand_over(ids: list[str]) -> None:
@@ -170,6 +193,7 @@ def _message(row: EmailLog) -> EmailMultiAlternatives:
         subject=row.subject,
         body=row.body,
         to=[row.recipient],
+        reply_to=[row.reply_to] if row.reply_to else None,
         # Stable per row: a rare second delivery (see the module docstring)
         # is shown as the same message.
         headers={"Message-ID": f"<{row.pk}@{domain}>"},

@@ -51,6 +51,12 @@ class ErrorCode(models.TextChoices):
     ENTITY_SIZE_MISMATCH = "ENTITY_SIZE_MISMATCH", "The file's size is not the one announced."
     UPLOAD_NOT_EXPECTED = "UPLOAD_NOT_EXPECTED", "The file was already uploaded, or the upload was cancelled."
     NO_FINALIZED_SELECTION = "NO_FINALIZED_SELECTION", "There is no finalised selection to reopen."
+    GALLERY_NOT_PUBLISHED = "GALLERY_NOT_PUBLISHED", "Publish the gallery before sending it to the client."
+    NO_CLIENT_EMAIL = "NO_CLIENT_EMAIL", "The gallery has no client email address to send to."
+    # --- exports (staff and portal) ----------------------------------------------------------------------
+    EXPORT_FINISHED = "EXPORT_FINISHED", "The export already ended (done, failed, cancelled or expired)."
+    EXPORT_NOT_READY = "EXPORT_NOT_READY", "The export is not done yet: poll it until its status is done."
+    EXPORT_EXPIRED = "EXPORT_EXPIRED", "The export's file was deleted after its expiry: ask for it again."
     # --- galleries: the client portal ----------------------------------------------------------------------
     ACCESS_DENIED = "ACCESS_DENIED", "The gallery code or PIN is not right."
     PIN_REQUIRED = "PIN_REQUIRED", "This gallery needs its PIN too."

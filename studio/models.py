@@ -163,6 +163,11 @@ class Studio(TimestampedModel):
         validators=[validate_logo],
         help_text="Shown on the client pages; PNG, JPEG or WebP, at most 1 MB.",
     )
+    gallery_expiry_notice_days = models.PositiveSmallIntegerField(
+        default=7,
+        validators=[MaxValueValidator(90)],
+        help_text="Email clients this many days before their gallery expires (0: never).",
+    )
 
     # What an owner edits (API, admin, audit snapshots): listed once, here.
     EDITABLE_FIELDS = (
@@ -173,6 +178,7 @@ class Studio(TimestampedModel):
         "payment_instructions",
         "accent_color",
         "logo",
+        "gallery_expiry_notice_days",
     )
 
     class Meta:
@@ -256,6 +262,9 @@ class EmailLog(StudioOwnedModel, TimestampedModel):
     studio = models.ForeignKey(Studio, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     kind = models.CharField(max_length=64, help_text='What the email is, e.g. "booking.confirmation".')
     recipient = models.EmailField()
+    # Where an answer goes: a person (the studio's contact, or the client who
+    # wrote to it), never the no-reply sender. Empty for platform mail.
+    reply_to = models.EmailField(blank=True)
     idempotency_key = models.CharField(max_length=255)
     subject = models.CharField(max_length=500)
     body = models.TextField(blank=True)

@@ -386,6 +386,9 @@ SPECTACULAR_SETTINGS = {
         "BookingStatusEnum": "bookings.models.BookingStatus",
         "PaymentStatusEnum": "bookings.models.PaymentStatus",
         "ErrorCodeEnum": "studio.error_codes.ErrorCode",
+        "ExportKindEnum": "galleries.models.ExportKind",
+        "ExportScopeEnum": "galleries.models.ExportScope",
+        "ExportSizeEnum": "galleries.models.ExportSize",
     },
 }
 
@@ -467,7 +470,20 @@ CELERY_BEAT_SCHEDULE = {
     "bookings-send-reminders": {"task": "bookings.send_reminders", "schedule": 15 * 60.0},
     "studio-sweep-email": {"task": "studio.sweep_email", "schedule": 60.0},
     "galleries-sweep-stuck-assets": {"task": "galleries.sweep_stuck_assets", "schedule": 60.0},
+    # Exports past their expiry: files deleted, rows marked expired.
+    "exports-expire": {"task": "exports.expire", "schedule": 15 * 60.0},
+    # "Your gallery expires in N days" to clients, once per gallery and expiry.
+    "galleries-notify-expiring": {"task": "galleries.notify_expiring", "schedule": 60 * 60.0},
 }
+
+# --- Exports (CSV, Lightroom list, PDF contact sheet, ZIP) --------------------------------
+# Files live this long after they are built, then the beat job deletes them.
+EXPORT_TTL_HOURS = env.int("EXPORT_TTL_HOURS", default=72)
+# Lifetime of the presigned link a download redirects to.
+EXPORT_URL_TTL_SECONDS = env.int("EXPORT_URL_TTL_SECONDS", default=300)
+# A ZIP of a large gallery takes a while: generous limits, on its own queue.
+EXPORT_SOFT_TIME_LIMIT = env.int("EXPORT_SOFT_TIME_LIMIT", default=3 * 60 * 60)
+EXPORT_TIME_LIMIT = env.int("EXPORT_TIME_LIMIT", default=3 * 60 * 60 + 300)
 
 # --- Platform settings ------------------------------------------------------------------
 INVITATION_TTL_HOURS = env.int("INVITATION_TTL_HOURS", default=72)

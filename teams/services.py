@@ -10,11 +10,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from studio.auditing import Action, audit_record, snapshot
+from studio.email_templates import render_email
 from studio.emails import email_queue
 from studio.errors import Conflict, DomainError, Forbidden, save_or_conflict
 from studio.models import Membership, Studio, hash_token
@@ -96,11 +96,13 @@ def _queue_invitation_email(invitation: Invitation, raw_token: str) -> None:
     path = reverse("teams:invitation-accept", kwargs={"token": raw_token})
     base = settings.SITE_URL.rstrip("/")
     context = {"invitation": invitation, "studio": invitation.studio, "accept_url": f"{base}{path}"}
+    text, html = render_email("teams/invitation_email", context)
     email_queue(
         kind="member.invitation",
         to=[invitation.email],
         subject=f"You're invited to join {invitation.studio.name}",
-        body=render_to_string("teams/invitation_email.txt", context),
+        body=text,
+        html_body=html,
         key=f"invitation:{invitation.pk}",
         sensitive=True,  # the link is the only copy of the token
         target=invitation,

@@ -201,8 +201,23 @@ def selection(studio_: Studio) -> Any:
         return gallery_services.selection_finalize(gallery=r.asset.gallery, visitor=r.visitor)
 
 
+def export(studio_: Studio, gallery_: Any = None, *, run: bool = True, **fields: Any) -> Any:
+    """A ZIP (web size) of a gallery with one photo, run to the end by default:
+    done, its file in storage, downloadable."""
+    from galleries.models import Export
+    from galleries.services.exports import export_request, export_run
+
+    gallery_ = gallery_ or ready_asset(studio_).gallery
+    fields.setdefault("kind", "zip")
+    with context.acting_as(TEST_ACTOR), studio_scope(studio_):
+        made, _ = export_request(gallery=gallery_, user=owner_membership(studio_).user, **fields)
+        if run:
+            export_run(export_id=made.pk)
+        return Export.objects.get(pk=made.pk)
+
+
 def _register_gallery_factories() -> None:
-    from galleries.models import Asset, Folder, Gallery, Placement, Rating, Selection, UploadBatch, Visitor
+    from galleries.models import Asset, Export, Folder, Gallery, Placement, Rating, Selection, UploadBatch, Visitor
 
     FACTORIES.update(
         {
@@ -214,6 +229,7 @@ def _register_gallery_factories() -> None:
             Folder: lambda s: folder(s),
             Placement: placement,
             Selection: selection,
+            Export: lambda s: export(s),
         }
     )
 

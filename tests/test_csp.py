@@ -41,7 +41,8 @@ def _template_dirs() -> list[Path]:
 
 
 def _templates() -> list[Path]:
-    return sorted(p for d in _template_dirs() for p in d.rglob("*.html"))
+    # Emails are read in mail clients, never served under the CSP, and need inline styles.
+    return sorted(p for d in _template_dirs() for p in d.rglob("*.html") if "emails" not in p.relative_to(d).parts)
 
 
 def problems(html: str) -> list[str]:

@@ -323,12 +323,14 @@ def test_portal_visitor_reaches_only_their_gallery(route: Route, db) -> None:
 
 
 def _in_gallery(model: type, studio: Studio, gallery: Any) -> Any:
-    from galleries.models import Asset, Folder
+    from galleries.models import Asset, Export, Folder
 
     if model is Asset:
         return factories.ready_asset(studio, gallery)
     if model is Folder:
         return factories.folder(studio, gallery)
+    if model is Export:
+        return factories.export(studio, gallery)
     raise AssertionError(f"teach _in_gallery about {model.__name__}")
 
 
@@ -540,6 +542,10 @@ GALLERY_CASES: dict[tuple[str, str], tuple[Callable[[Env], tuple[APIClient, str,
         lambda e: (e.client, _gurl(e, _with_assets(e, 1)[0], "regenerate-derivatives/"), {}),
         "asset.regenerate_requested",
     ),
+    ("gallery-send", "POST"): (
+        lambda e: (e.client, _gurl(e, _published(e, client_email="client@example.com"), "send/"), {}),
+        "gallery.sent",
+    ),
     ("gallery-asset-detail", "DELETE"): (
         lambda e: (lambda a: (e.client, _gurl(e, a.gallery, f"assets/{a.pk}/"), {}))(factories.ready_asset(e.studio)),
         "asset.deleted",
@@ -645,6 +651,36 @@ GALLERY_CASES: dict[tuple[str, str], tuple[Callable[[Env], tuple[APIClient, str,
     ("portal-selection", "POST"): (_portal_rated, "selection.finalized"),
 }
 MUTATION_CASES.update(GALLERY_CASES)
+
+# --- export cases ---
+
+
+def _export_zip(e: Env) -> tuple[APIClient, str, dict]:
+    return e.client, _gurl(e, _with_assets(e, 1)[0], "exports/"), {"kind": "zip"}
+
+
+def _queued_export(e: Env) -> tuple[APIClient, str, dict]:
+    export = factories.export(e.studio, run=False)
+    return e.client, _gurl(e, export.gallery, f"exports/{export.pk}/cancel/"), {}
+
+
+def _portal_export(e: Env, cancel: bool) -> tuple[APIClient, str, dict]:
+    client, gallery, _ = _portal(e)
+    if not cancel:
+        return client, _purl(gallery, "exports/"), {"kind": "zip"}
+    # Tests run in a transaction: the run task (queued on commit) never starts.
+    created = client.post(_purl(gallery, "exports/"), {"kind": "zip"}, format="json")
+    assert created.status_code == 201, created.content
+    return client, _purl(gallery, f"exports/{created.json()['id']}/cancel/"), {}
+
+
+EXPORT_CASES: dict[tuple[str, str], tuple[Callable[[Env], tuple[APIClient, str, dict]], str]] = {
+    ("gallery-export-list", "POST"): (_export_zip, "export.requested"),
+    ("gallery-export-cancel", "POST"): (_queued_export, "export.cancelled"),
+    ("portal-export-list", "POST"): (lambda e: _portal_export(e, cancel=False), "export.requested"),
+    ("portal-export-cancel", "POST"): (lambda e: _portal_export(e, cancel=True), "export.cancelled"),
+}
+MUTATION_CASES.update(EXPORT_CASES)
 
 # --- booking cases ---
 

@@ -487,6 +487,7 @@ def test_owner_sets_branding_in_the_admin(studio):
         "timezone": studio.timezone,
         "contact_email": studio.contact_email,
         "booking_cancellation_hours": studio.booking_cancellation_hours,
+        "gallery_expiry_notice_days": studio.gallery_expiry_notice_days,
         "payment_instructions": "",
         "accent_color": "#123456",
         "logo": SimpleUploadedFile("logo.webp", _image("WEBP"), "image/webp"),

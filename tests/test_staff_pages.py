@@ -164,7 +164,7 @@ def test_share_panel_shows_link_code_pin_state_and_a_message(world: World) -> No
     message = re.search(r'<textarea id="share-message"[^>]*>(.*?)</textarea>', html, re.S).group(1)
     assert "Hello Ann Alpha," in message and link in message and code in message
     assert "PIN we give you separately" in message
-    assert "Copy message for the client" in html  # honest: it copies, it does not send
+    assert "Copy message for the client" in html  # the copyable message stays beside "Send to client"
     assert "staff/share.js" in html
 
 

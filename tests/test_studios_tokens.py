@@ -136,6 +136,7 @@ class TestStudioList:
             "payment_instructions",
             "accent_color",
             "logo",
+            "gallery_expiry_notice_days",
             "created_at",
             "role",
             "scopes",
@@ -191,6 +192,7 @@ class TestStudioCreate:
             "payment_instructions": "",
             "accent_color": "#1f5f8b",
             "logo": "",
+            "gallery_expiry_notice_days": 7,
         }
         assert created.actor_user_id == user.pk
         (added,) = studio_events(studio, Action.MEMBER_ADDED)
@@ -272,6 +274,7 @@ class TestStudioDetail:
             "payment_instructions": "",
             "accent_color": "#1f5f8b",
             "logo": "",
+            "gallery_expiry_notice_days": 7,
         }
         response = client_for(owner).patch(
             studio_url(studio), {"name": "Renamed", "timezone": "America/New_York", "contact_email": "a@b.co"}
@@ -293,6 +296,7 @@ class TestStudioDetail:
             "payment_instructions": "",
             "accent_color": "#1f5f8b",
             "logo": "",
+            "gallery_expiry_notice_days": 7,
         }
         assert event.actor_user_id == owner.user_id
 

@@ -3,12 +3,14 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
+from galleries.api import export_views
 from galleries.api import portal_views as views
 from galleries.api import urls as _staff_urls  # noqa: F401 - registers the <variant:> converter
 
 router = SimpleRouter(use_regex_path=False)
 router.register("assets", views.PortalAssetViewSet, basename="portal-asset")
 router.register("folders", views.PortalFolderViewSet, basename="portal-folder")
+router.register("exports", export_views.PortalExportViewSet, basename="portal-export")
 
 urlpatterns = [
     path("access/", views.PortalAccessView.as_view(), name="portal-access"),

@@ -13,6 +13,11 @@ from galleries.models import (
     Asset,
     AssetStatus,
     DownloadPermission,
+    Export,
+    ExportKind,
+    ExportScope,
+    ExportSize,
+    ExportStatus,
     Folder,
     Gallery,
     Selection,
@@ -487,3 +492,73 @@ class StorageSerializer(serializers.Serializer):
     level = serializers.ChoiceField(
         choices=["ok", "warning", "critical"], help_text="warning from 80%, critical from 95%."
     )
+
+
+# --- exports ----------------------------------------------------------------------------------------
+
+
+class ExportSerializer(serializers.ModelSerializer):
+    """An export as it stands. ``download_url`` is set once it is done."""
+
+    size = serializers.SerializerMethodField()
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Export
+        fields = [
+            "id",
+            "kind",
+            "scope",
+            "folder",
+            "size",
+            "status",
+            "progress",
+            "filename",
+            "file_size",
+            "failure_reason",
+            "created_at",
+            "finished_at",
+            "expires_at",
+            "download_url",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field({"type": "string", "enum": ["web", "original"], "nullable": True})
+    def get_size(self, export: Export) -> str | None:
+        return export.size or None
+
+    @extend_schema_field({"type": "string", "nullable": True, "description": "The download endpoint, when done."})
+    def get_download_url(self, export: Export) -> str | None:
+        if export.status != ExportStatus.DONE:
+            return None
+        if self.context.get("portal"):
+            return reverse("api:portal-export-download", kwargs={"gallery_pk": export.gallery_id, "pk": export.pk})
+        studio = self.context["studio"]
+        return reverse(
+            "api:gallery-export-download",
+            kwargs={"studio_slug": studio.slug, "gallery_pk": export.gallery_id, "pk": export.pk},
+        )
+
+
+class ExportRequestSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=ExportKind.choices)
+    scope = serializers.ChoiceField(choices=ExportScope.choices, default=ExportScope.GALLERY)
+    folder = serializers.UUIDField(
+        required=False, allow_null=True, default=None, help_text="A folder of this gallery, with scope folder."
+    )
+    size = serializers.ChoiceField(
+        choices=ExportSize.choices, default=ExportSize.WEB, help_text="ZIP only: web size (2048 px) or originals."
+    )
+
+    def validate_folder(self, value: uuid.UUID | None) -> Folder | None:
+        if value is None:
+            return None
+        # The view's folders: the gallery's (staff), or those the visitor sees.
+        folder = self.context["folders"].filter(pk=value).first()
+        if folder is None:
+            raise serializers.ValidationError("Unknown folder.", code="unknown")
+        return folder
+
+
+class PortalExportRequestSerializer(ExportRequestSerializer):
+    kind = serializers.ChoiceField(choices=[ExportKind.ZIP], help_text="Clients download photos: zip only.")

@@ -3,7 +3,7 @@
 from django.urls import include, path, register_converter
 from rest_framework.routers import SimpleRouter
 
-from galleries.api import views
+from galleries.api import export_views, views
 
 
 class VariantConverter:
@@ -20,6 +20,8 @@ register_converter(VariantConverter, "variant")
 
 router = SimpleRouter(use_regex_path=False)
 router.register("galleries", views.GalleryViewSet, basename="gallery")
+# Every export of the studio; each gallery's are under galleries/<gallery_pk>/exports/.
+router.register("exports", export_views.StudioExportViewSet, basename="export")
 
 nested = SimpleRouter(use_regex_path=False)
 nested.register("assets", views.AssetViewSet, basename="gallery-asset")
@@ -28,6 +30,7 @@ nested.register("ratings", views.RatingSummaryViewSet, basename="gallery-rating"
 nested.register("selections", views.SelectionViewSet, basename="gallery-selection")
 nested.register("visitors", views.VisitorViewSet, basename="gallery-visitor")
 nested.register("folders", views.FolderViewSet, basename="gallery-folder")
+nested.register("exports", export_views.ExportViewSet, basename="gallery-export")
 
 urlpatterns = [
     *router.urls,

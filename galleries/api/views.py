@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import mixins, status
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -36,10 +36,23 @@ from galleries.api.serializers import (
 from galleries.filtersets import GalleryFilterSet, StaffAssetFilterSet
 from galleries.media import media_response
 from galleries.models import Asset, Folder, Gallery, Selection, UploadBatch, Visitor
+from galleries.services.sharing import gallery_send
 from studio.api.base import StudioAPIView, StudioViewSet
 
 GALLERY = ("gallery", Gallery)
+
 _WRITE = {"POST": "gallery:write", "PUT": "gallery:write", "PATCH": "gallery:write", "DELETE": "gallery:write"}
+
+
+# The send action's body and answer, used by that action only.
+
+
+class GallerySendSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000, trim_whitespace=True)
+
+
+class GallerySentSerializer(serializers.Serializer):
+    sent_to = serializers.ListField(child=serializers.EmailField(), help_text="The addresses the email went to.")
 
 
 @extend_schema(tags=["galleries"])
@@ -65,6 +78,7 @@ class GalleryViewSet(
         "set_cover": "gallery:write",
         "reopen_selection": "gallery:admin",
         "regenerate": "gallery:write",
+        "send": "gallery:write",
     }
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
@@ -139,6 +153,17 @@ class GalleryViewSet(
         serializer.is_valid(raise_exception=True)
         assets = services.assets_regenerate(gallery=gallery, assets=serializer.validated_data.get("assets"))
         return Response(StaffAssetSerializer(assets, many=True, context=ctx).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=GallerySendSerializer, responses={202: GallerySentSerializer})
+    @action(detail=True, methods=["post"])
+    def send(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Email the gallery's link, code and expiry (and the note) to its client.
+        The gallery must be published and have a client email. A second send
+        within seconds (a double click) sends nothing new."""
+        serializer = GallerySendSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        rows = gallery_send(gallery=self.get_object(), actor=self.membership, **serializer.validated_data)
+        return Response({"sent_to": [row.recipient for row in rows]}, status=status.HTTP_202_ACCEPTED)
 
 
 @extend_schema(tags=["galleries"])

@@ -4,12 +4,25 @@
 - ``uploads``: upload targets under the quota, checking what arrived, cleanup;
 - ``processing``: derivatives (the Celery task's body) and regeneration;
 - ``selection``: the client's ratings, folders, trash and finalised selection;
+- ``exports``: the export queue (CSV, Lightroom list, contact sheet, ZIP), run
+  by ``export_runner``;
+- ``sharing``: sending a gallery to its client;
 - ``effects``: what a change leaves for after commit (jobs, object deletions).
 
 Reads are in ``galleries.selectors``. The names below are the public surface,
 so callers write ``services.gallery_publish(...)``.
 """
 
+from galleries.services.exports import (
+    ExportCancelled,
+    ExportProblem,
+    export_cancel,
+    export_download,
+    export_request,
+    export_run,
+    exports_expire,
+    exports_lost,
+)
 from galleries.services.galleries import (
     asset_delete,
     gallery_create,
@@ -39,6 +52,7 @@ from galleries.services.selection import (
     selection_finalize,
     selection_reopen,
 )
+from galleries.services.sharing import gallery_send
 from galleries.services.uploads import (
     CompleteResult,
     FileRequest,
@@ -50,6 +64,15 @@ from galleries.services.uploads import (
 )
 
 __all__ = [
+    "ExportCancelled",
+    "ExportProblem",
+    "export_cancel",
+    "export_download",
+    "export_request",
+    "export_run",
+    "exports_expire",
+    "exports_lost",
+    "gallery_send",
     "CompleteResult",
     "FileRequest",
     "PresignResult",

@@ -14,10 +14,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from galleries import imaging
-from galleries.models import Asset, AssetStatus, Gallery
+from galleries.models import Asset, AssetStatus, Gallery, UploadBatch
 from galleries.services.effects import delete_objects_on_commit, queue_derivatives
 from galleries.storage import StorageError, derivative_key, media_store
 from studio.auditing import Action, audit_record
+from studio.tenancy import current_studio, studio_scope
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +57,12 @@ def asset_process(*, asset_id: Any, force: bool = False) -> Asset | None:
     if asset.status == AssetStatus.READY and not force:
         return asset
     Asset.objects.filter(pk=asset.pk).update(processing_started_at=timezone.now())
+    # Regenerating a ready photo is no news for the uploader: only the first
+    # processing counts towards "your upload is processed".
+    first_processing = asset.status == AssetStatus.PROCESSING
     written: list[str] = []
     try:
-        return _process(asset, written)
+        asset = _process(asset, written)
     except StorageError as exc:
         # Retried by the task; meanwhile staff see why it is still processing.
         Asset.objects.filter(pk=asset.pk).update(failure_reason=f"Waiting for storage: {exc}"[:300])
@@ -77,7 +81,31 @@ def asset_process(*, asset_id: Any, force: bool = False) -> Asset | None:
             "Try regenerating them later.",
             written=written,
         )
+    if first_processing:
+        tell_uploader_when_batch_settles(asset.batch_id)
     return asset
+
+
+def tell_uploader_when_batch_settles(batch_id: Any) -> None:
+    """After this photo's outcome commits, email the uploader if it was the
+    last of its batch still processing. Asked after commit, not inside the
+    transaction: two workers finishing a batch's last two photos at once
+    would each see the other's still processing and neither would send; after
+    commit both may see the batch settled, and the email's key makes it one.
+    A photo still processing (storage retries) makes the check a no-op."""
+    if batch_id is None:
+        return
+    from galleries import notifications
+
+    studio = current_studio()
+
+    def check() -> None:
+        with studio_scope(studio):
+            batch = UploadBatch.objects.filter(pk=batch_id).select_related("gallery__studio", "created_by").first()
+            if batch is not None:
+                notifications.batch_processed(batch)
+
+    transaction.on_commit(check, robust=True)
 
 
 def _check_digest(asset: Asset, digest: str) -> str | None:
@@ -168,6 +196,7 @@ def assets_give_up(*, asset_ids: list[Any]) -> int:
             f"Making the previews did not finish after {settings.DERIVATIVE_MAX_SWEEPS + 1} attempts.{last} "
             "Try regenerating them.",
         )
+        tell_uploader_when_batch_settles(asset.batch_id)
     return len(stuck)
 
 

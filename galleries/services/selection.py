@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from galleries import notifications
 from galleries.models import Asset, Folder, Gallery, Placement, Rating, Selection, SelectionStatus, Visitor
 from galleries.selectors import chosen_assets, live_selection
 from studio.auditing import Action, audit_record
@@ -283,6 +284,7 @@ def selection_finalize(*, gallery: Gallery, visitor: Visitor) -> Selection:
     audit_record(
         action=Action.SELECTION_FINALIZED, target=selection, after={"gallery": str(gallery.pk), "assets": len(assets)}
     )
+    notifications.selection_finalised(selection)
     return selection
 
 

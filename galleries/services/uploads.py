@@ -16,6 +16,7 @@ from galleries import imaging
 from galleries.models import Asset, AssetStatus, Gallery, UploadBatch
 from galleries.selectors import derivative_estimate, storage_usage
 from galleries.services.effects import asset_keys, delete_objects_on_commit, queue_derivatives
+from galleries.services.processing import tell_uploader_when_batch_settles
 from galleries.storage import media_store, original_key, upload_key
 from studio.auditing import Action, audit_record
 from studio.errors import DomainError
@@ -221,6 +222,10 @@ def _record_completion(batch: UploadBatch, problems: dict[Any, str | None]) -> C
         },
     )
     queue_derivatives([a.pk for a in result.processing])
+    if result.failed and not result.processing:
+        # The batch's last files failed their checks: nothing will process,
+        # so the uploader hears now (if nothing else is still on its way).
+        tell_uploader_when_batch_settles(batch.pk)
     return result
 
 

@@ -1,9 +1,11 @@
 // The client gallery page. State lives here; the modules next to it do one
 // thing each: api (fetch + write queue), grid (windowed list), rating,
-// selection, folders (sidebar + drop targets), viewer (PhotoSwipe), toasts.
+// selection, folders (sidebar + drop targets), viewer (PhotoSwipe), toasts,
+// downloads (the Download button: ZIPs prepared by the server).
 
 import Sortable from "../vendor/sortablejs-1.15.7/sortable.complete.esm.js";
 import { ApiError, request, WriteQueue } from "./api.js";
+import { Downloads } from "./downloads.js";
 import { renderFolders } from "./folders.js";
 import { PhotoGrid } from "./grid.js";
 import { bindKeyboard } from "./keyboard.js";
@@ -33,6 +35,13 @@ const state = {
 };
 
 setToastRegion($("toasts"));
+
+const downloads = new Downloads({
+  // The exports endpoint sits under the portal gallery's own URL.
+  url: config.exports || `${config.api}exports/`,
+  root: document,
+  folderName: (id) => folderName(id),
+});
 
 const queue = new WriteQueue(`portal-writes:${config.gallery}`, {
   onStall(count) {
@@ -283,6 +292,7 @@ function renderPlaceChrome() {
     if (here) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
+  downloads.setFolder(state.place.kind === "folder" ? folder : null);
   const editable = Boolean(folder?.editable) && !locked();
   $("folder-actions").hidden = !(state.place.kind === "folder" && editable);
   root.classList.toggle("is-readonly-folder", state.place.kind === "folder" && !folder?.editable);
@@ -351,6 +361,7 @@ function renderGallery() {
     note.textContent = `Selection finalised${when ? ` on ${when}` : ""}. The studio has your choice; ask them to reopen it if you need changes.`;
   }
   $("new-folder").hidden = isLocked;
+  downloads.setGallery(gallery);
 }
 
 let countsTimer = null;
