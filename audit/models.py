@@ -2,9 +2,11 @@
 
 Each event links to the previous event of the same chain (one chain per studio,
 and one "platform" chain for events that belong to no studio, such as personal
-API tokens) through a SHA-256 hash over its own content and the previous hash.
-Changing, inserting or deleting a row breaks the chain at that point, which
-``manage.py verify_audit_log`` reports.
+API tokens) through an HMAC-SHA-256 over its own content and the previous hash,
+keyed with ``AUDIT_CHAIN_KEY`` (see ``audit.chain``). Changing, inserting or
+deleting a row breaks the chain at that point, which ``manage.py
+verify_audit_log`` reports; signed checkpoints of each chain's head, kept
+outside the database (``audit.checkpoints``), catch a rewound or rewritten tail.
 
 The model refuses updates and deletes; on PostgreSQL a trigger refuses them in
 the database too (migration 0002), so not even raw SQL can rewrite history.
@@ -24,6 +26,8 @@ from studio.tenancy import StudioOwnedModel, StudioScopedManager, StudioScopedQu
 
 PLATFORM_CHAIN = "platform"
 GENESIS_HASH = "0" * 64
+# The key id of events hashed before the chain was keyed: plain SHA-256.
+LEGACY_KEY_ID = "sha256"
 
 
 class AppendOnlyError(RuntimeError):
@@ -74,6 +78,9 @@ class AuditEvent(StudioOwnedModel):
 
     prev_hash = models.CharField(max_length=64, editable=False)
     hash = models.CharField(max_length=64, editable=False)
+    # Which chain key the hash was made with (AUDIT_CHAIN_KEY_ID when written),
+    # so keys can rotate; LEGACY_KEY_ID for events from before keying.
+    key_id = models.CharField(max_length=16, editable=False)
 
     objects = AuditEventManager()
 
@@ -105,6 +112,11 @@ class AuditChainHead(models.Model):
     chain = models.CharField(max_length=64, primary_key=True)
     seq = models.PositiveBigIntegerField(default=0)
     hash = models.CharField(max_length=64, default=GENESIS_HASH)
+    # The head as of the last checkpoint written to storage: the beat job
+    # writes a new one only when the head moved. Only saves work; the
+    # checkpoints themselves are the evidence, never these columns.
+    checkpoint_seq = models.PositiveBigIntegerField(default=0)
+    checkpoint_hash = models.CharField(max_length=64, default=GENESIS_HASH)
 
     def __str__(self) -> str:
         return f"{self.chain} @ #{self.seq}"

@@ -9,7 +9,7 @@ from typing import Any
 from django.db import models, transaction
 from django.utils import timezone
 
-from audit.chain import compute_hash, normalise_ip
+from audit.chain import compute_hash, keyring, normalise_ip
 from audit.models import PLATFORM_CHAIN, AuditChainHead, AuditEvent
 from studio import context
 from studio.audit_actions import Action
@@ -87,7 +87,9 @@ def write_event(
             request_id=ctx.request_id,
             prev_hash=head.hash,
         )
-        event.hash = compute_hash(event, head.hash)
+        keys = keyring()
+        event.key_id = keys.current_id
+        event.hash = compute_hash(event, head.hash, keys=keys)
         if studio is None:
             with unscoped():  # the platform chain belongs to no studio
                 event.save()

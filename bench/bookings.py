@@ -41,11 +41,29 @@ from bookings import availability  # noqa: E402
 from bookings import services as booking_services  # noqa: E402
 from bookings.models import Booking, Service, WorkingHours  # noqa: E402
 from studio import context, services  # noqa: E402
-from studio.models import Studio, User, hash_token  # noqa: E402
+from studio.models import Membership, Studio, User, hash_token  # noqa: E402
 from studio.tenancy import studio_scope  # noqa: E402
-from teams.models import Membership  # noqa: E402
 
 SLUG = "bench-bookings"
+
+
+def session_service(studio: Studio) -> Service:
+    """A one-hour session (15 min buffer) bookable 8:00-20:00 every day, made
+    once (call inside the studio's scope). bench/load.py too."""
+    service = Service.objects.first() or booking_services.service_save(
+        service=Service(
+            name="Session",
+            duration_minutes=60,
+            buffer_after_minutes=15,
+            min_notice_minutes=0,
+            max_advance_days=800,
+        )
+    )
+    if not WorkingHours.objects.exists():
+        WorkingHours.objects.bulk_create(
+            [WorkingHours(studio=studio, weekday=d, start_time=time(8), end_time=time(20)) for d in range(7)]
+        )
+    return service
 
 
 def build(count: int) -> tuple[Studio, Service, str]:
@@ -57,19 +75,7 @@ def build(count: int) -> tuple[Studio, Service, str]:
                 owner=owner, name="Bench Bookings", slug=SLUG, timezone_name="America/Los_Angeles"
             )
         with studio_scope(studio):
-            service = Service.objects.first() or booking_services.service_save(
-                service=Service(
-                    name="Session",
-                    duration_minutes=60,
-                    buffer_after_minutes=15,
-                    min_notice_minutes=0,
-                    max_advance_days=800,
-                )
-            )
-            if not WorkingHours.objects.exists():
-                WorkingHours.objects.bulk_create(
-                    [WorkingHours(studio=studio, weekday=d, start_time=time(8), end_time=time(20)) for d in range(7)]
-                )
+            service = session_service(studio)
             have = Booking.objects.count()
             if have < count:
                 print(f"building {count - have} bookings ...", flush=True)

@@ -78,6 +78,28 @@ def _photo(n: int) -> bytes:
     return out.getvalue()
 
 
+def real_photos(studio: Any, gallery: Any, n: int = 6) -> list[Any]:
+    """``n`` photos made by the real pipeline (kept between runs); the other
+    rows of a big gallery reuse their derivative files. bench/load.py too."""
+    real = list(Asset.objects.filter(gallery=gallery, status=AssetStatus.READY).exclude(derivatives={})[:n])
+    while len(real) < n:
+        data = _photo(len(real))
+        asset = Asset(
+            studio=studio,
+            gallery=gallery,
+            original_filename=f"REAL_{len(real)}.jpg",
+            content_type="image/jpeg",
+            size=len(data),
+            status=AssetStatus.PROCESSING,
+            sort_order=len(real),
+        )
+        asset.storage_key = original_key(asset, "jpg")
+        asset.save()
+        media_store().put(asset.storage_key, data, "image/jpeg")
+        real.append(gallery_services.asset_process(asset_id=asset.pk))
+    return real
+
+
 def build(count: int) -> Gallery:
     settings.CELERY_TASK_ALWAYS_EAGER = True
     call_command("migrate", verbosity=0)
@@ -90,22 +112,7 @@ def build(count: int) -> Gallery:
             gallery = Gallery.objects.filter(access_code=CODE).first()
             if gallery is None:
                 gallery = gallery_services.gallery_create(actor=None, title="Ten thousand photos", access_code=CODE)
-            real = list(Asset.objects.filter(gallery=gallery, status=AssetStatus.READY).exclude(derivatives={})[:6])
-            while len(real) < 6:
-                data = _photo(len(real))
-                asset = Asset(
-                    studio=studio,
-                    gallery=gallery,
-                    original_filename=f"REAL_{len(real)}.jpg",
-                    content_type="image/jpeg",
-                    size=len(data),
-                    status=AssetStatus.PROCESSING,
-                    sort_order=len(real),
-                )
-                asset.storage_key = original_key(asset, "jpg")
-                asset.save()
-                media_store().put(asset.storage_key, data, "image/jpeg")
-                real.append(gallery_services.asset_process(asset_id=asset.pk))
+            real = real_photos(studio, gallery)
             have = Asset.objects.filter(gallery=gallery).count()
             if have < count:
                 print(f"building {count - have} photo rows ...", flush=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from django.conf import settings
+
 from bookings import services
 from bookings.models import Service, WorkingHours
 
@@ -43,4 +45,5 @@ def seed(*, studio: Any, members: dict[str, Any]) -> list[str]:
         services.availability_save(
             obj=WorkingHours(weekday=5, start_time=datetime.time(10), end_time=datetime.time(16))
         )
-    return [f"Booking page http://127.0.0.1:8000/book/{studio.slug}/   (contact: /contact/{studio.slug}/)"]
+    site = settings.SITE_URL.rstrip("/")
+    return [f"Booking page {site}/book/{studio.slug}/   (contact: {site}/contact/{studio.slug}/)"]

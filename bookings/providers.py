@@ -62,7 +62,12 @@ class StripeProvider(PaymentProvider):
     def __init__(self, client: Any = None) -> None:
         import stripe
 
-        self.client = client or stripe.StripeClient(settings.STRIPE_SECRET_KEY)
+        self.client = client or stripe.StripeClient(
+            settings.STRIPE_SECRET_KEY,
+            # Bounded, so a hanging Stripe cannot hold a web worker for 80 s.
+            max_network_retries=settings.STRIPE_MAX_NETWORK_RETRIES,
+            http_client=stripe.new_default_http_client(timeout=settings.STRIPE_TIMEOUT_SECONDS),
+        )
 
     def create_checkout(self, payment: Payment, *, success_url: str, cancel_url: str) -> Checkout:
         import stripe

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -14,7 +13,7 @@ from django.views.decorators.http import require_safe
 
 from bookings import ics, selectors
 from bookings.models import CalendarFeed
-from studio.cache import studio_cache_key
+from studio.cache import cache_get_or_none, cache_set_quietly, studio_cache_key
 from studio.errors import DomainError
 from studio.models import Studio
 from studio.tenancy import studio_scope
@@ -37,11 +36,12 @@ def calendar_feed(request: HttpRequest, token: str) -> HttpResponse:
             # Rendering a year of events costs ~0.5 ms each (icalendar); the
             # body is cached under its ETag, so an unchanged feed is built once.
             key = studio_cache_key("ics", feed.pk, etag.strip('"'))
-            body = cache.get(key)
+            # Redis down is a miss (logged): the feed is built, not a 500.
+            body = cache_get_or_none(key)
             if body is None:
                 ordered = bookings.select_related("service", "studio").order_by("starts_at")
                 body = ics.feed(f"{feed.studio.name}: {feed.name}", ordered)
-                cache.set(key, body, timeout=FEED_CACHE_SECONDS)
+                cache_set_quietly(key, body, FEED_CACHE_SECONDS)
             response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
             if request.method == "HEAD":
                 # The headers of GET, the length included, and no body: not

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+
 from galleries import services
 from galleries.demo_images import jpeg_bytes
 from galleries.models import Asset, AssetStatus, Gallery, Visibility
@@ -37,8 +39,8 @@ def seed(*, studio: Any, members: dict[str, Any]) -> list[str]:
     _fill(studio, portfolio, PORTFOLIO_PHOTOS, seed=300)
     return [
         f"Client portal code  {DEMO_GALLERY_CODE} (gallery '{gallery.title}', studio '{studio.slug}')",
-        f"Client portal       http://127.0.0.1:8000/g/{DEMO_GALLERY_CODE}/",
-        f"Studio page         http://127.0.0.1:8000/s/{studio.slug}/",
+        f"Client portal       {settings.SITE_URL.rstrip('/')}/g/{DEMO_GALLERY_CODE}/",
+        f"Studio page         {settings.SITE_URL.rstrip('/')}/s/{studio.slug}/",
     ]
 
 

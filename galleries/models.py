@@ -393,3 +393,25 @@ class Export(StudioOwnedModel, TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.gallery_id} ({self.status})"
+
+
+class PendingDeletion(StudioOwnedModel, TimestampedModel):
+    """Stored objects to delete, written in the transaction that let go of
+    them (a photo or gallery deleted, a derivative replaced, a one-time key
+    used). The row, not the broker message, is the record of the work: a
+    broker that is down when the change commits, or a message lost on the
+    way, leaves the row, and galleries.sweep_pending_deletions queues it
+    again. The task deletes the objects and then the row."""
+
+    studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="+")
+    keys = models.JSONField(default=list)
+    # When the task last reached the broker; empty while it never did.
+    queued_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["queued_at"], name="pending_deletion_queued")]
+
+    def __str__(self) -> str:
+        return f"{len(self.keys)} objects of studio {self.studio_id}"

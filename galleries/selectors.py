@@ -32,6 +32,7 @@ from galleries.models import (
     AssetStatus,
     Folder,
     Gallery,
+    PendingDeletion,
     Placement,
     Rating,
     Selection,
@@ -225,6 +226,24 @@ def stuck_assets(*, now: datetime | None = None, limit: int = 1000) -> list[tupl
             Asset.objects.filter(never_queued | lost | died, status=AssetStatus.PROCESSING, studio__is_active=True)
             .order_by("updated_at")
             .values_list("studio_id", "pk", "sweeps")[:limit]
+        )
+
+
+def deletions_due(*, now: datetime | None = None, limit: int = 1000) -> list[tuple[Any, Any]]:
+    """(studio id, PendingDeletion id) of deletions whose task never reached
+    the broker (for a minute: the on-commit hand-over may still be under
+    way), or reached it longer ago than DELETIONS_STUCK_AFTER_SECONDS (the
+    task's limits with all its storage retries) and the row is still there.
+    Across studios; inactive studios' tasks would be skipped, so are not
+    queued."""
+    now = now or timezone.now()
+    never_queued = Q(queued_at__isnull=True, created_at__lt=now - timedelta(minutes=1))
+    lost = Q(queued_at__lt=now - timedelta(seconds=settings.DELETIONS_STUCK_AFTER_SECONDS))
+    with unscoped():
+        return list(
+            PendingDeletion.objects.filter(never_queued | lost, studio__is_active=True)
+            .order_by("created_at")
+            .values_list("studio_id", "pk")[:limit]
         )
 
 

@@ -38,12 +38,18 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 
+from studio.error_codes import ErrorCode
+from studio.errors import Unavailable
+
 LOCAL_UPLOAD_SALT = "galleries.local-upload"
 logger = logging.getLogger(__name__)
 
 
-class StorageError(Exception):
-    """A storage call failed in a way worth retrying (network, throttling, 5xx)."""
+class StorageError(Unavailable):
+    """A storage call failed in a way worth retrying (network, throttling, 5xx).
+    Tasks retry it; the API answers 503 STORAGE_UNAVAILABLE (studio.errors)."""
+
+    code = ErrorCode.STORAGE_UNAVAILABLE
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,10 @@ class MediaStore:
 
     def iter_chunks(self, key: str, chunk_size: int = READ_CHUNK_SIZE) -> Iterator[bytes]:
         """The object's bytes, a chunk at a time (FileNotFoundError when missing)."""
+        raise NotImplementedError
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Every key under ``prefix`` (the bucket reconciliation of cleanup_galleries)."""
         raise NotImplementedError
 
     def media_url(self, key: str, *, ttl: int, filename: str | None = None) -> str:
@@ -312,6 +322,14 @@ class S3MediaStore(MediaStore):
             params["ResponseContentDisposition"] = content_disposition_header(True, filename)
         return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl)
 
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Every key under ``prefix``, a page (1000 keys) at a time."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        with self._errors("list", prefix):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"]
+
 
 class LocalMediaStore(MediaStore):
     """The embedded default. Uploads go to a Django endpoint that applies the
@@ -420,6 +438,19 @@ class LocalMediaStore(MediaStore):
         with open(self._path(key), "rb") as fh:
             while chunk := fh.read(chunk_size):
                 yield chunk
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Every key under ``prefix``. The ``.type`` sidecars belong to their
+        object (deleted with it), not keys of their own; ``.part`` and
+        ``.tmp`` files are writes in progress (or a crashed one's leftovers),
+        listed so a crash's leftovers can be found."""
+        root = Path(self.storage.location)
+        base = self._path(prefix) if prefix else root
+        if not base.is_dir():
+            return
+        for path in sorted(base.rglob("*")):
+            if path.is_file() and not path.name.endswith(".type"):
+                yield path.relative_to(root).as_posix()
 
 
 def media_store() -> MediaStore:

@@ -4,15 +4,16 @@ defaults) means a worker that dies mid-task leaves the job for another."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
 from galleries import selectors, services
-from galleries.models import Asset
+from galleries.models import Asset, PendingDeletion
 from galleries.storage import StorageError, media_store
 from studio import context
 from studio.models import Studio
@@ -20,12 +21,28 @@ from studio.tasks import enqueue, studio_task
 from studio.tenancy import studio_scope, unscoped
 
 SWEEPER = "task:galleries.sweep_stuck_assets"
+
+
+class StorageRetryTask(Task):
+    """Retries storage errors with a floor: Celery's autoretry passes
+    countdown = min(cap, floor * 2**n) (its full jitter is off, since it
+    may draw 0 s and spend every retry within a minute of an outage), and a
+    jitter of up to one floor is added here, so photos that failed together
+    do not all come back together."""
+
+    def retry(self, *args: Any, countdown: float | None = None, **kwargs: Any) -> Any:
+        if countdown is not None:
+            countdown += random.uniform(0, float(self.retry_backoff))
+        return super().retry(*args, countdown=countdown, **kwargs)
+
+
 _RETRY = {
+    "base": StorageRetryTask,
     "autoretry_for": (StorageError,),
-    "retry_backoff": 5,
-    "retry_backoff_max": 300,
-    "retry_jitter": True,
-    "max_retries": 8,
+    "retry_backoff": settings.STORAGE_RETRY_MIN_SECONDS,
+    "retry_backoff_max": settings.STORAGE_RETRY_MAX_SECONDS,
+    "retry_jitter": False,
+    "max_retries": settings.STORAGE_RETRIES,
 }
 
 
@@ -41,12 +58,42 @@ def make_derivatives(studio: Any, asset_id: str, force: bool = False) -> str | N
 
 
 @studio_task(name="galleries.delete_objects", soft_time_limit=120, time_limit=150, **_RETRY)
-def delete_objects(studio: Any, keys: list[str]) -> int:
+def delete_objects(studio: Any, deletion: str | list[str]) -> int:
+    """Delete one PendingDeletion's objects, then the row. Idempotent: a
+    duplicate finds the row gone (or deletes keys already gone, which S3
+    and the file store accept). A list of keys is a message queued before
+    the rows existed, still honoured."""
+    row = None
+    if isinstance(deletion, list):
+        keys = deletion
+    else:
+        row = PendingDeletion.objects.filter(pk=deletion).first()
+        if row is None:
+            return 0
+        keys = row.keys
     prefix = f"studios/{studio.pk}/"
     # A task may only touch its own studio's keys, whatever it was sent.
     own = [key for key in keys if key.startswith(prefix)]
     media_store().delete(own)
+    if row is not None:
+        row.delete()
     return len(own)
+
+
+@shared_task(name="galleries.sweep_pending_deletions", soft_time_limit=60, time_limit=90)
+def sweep_pending_deletions() -> int:
+    """Celery beat, every minute: deletions of stored objects whose task
+    never reached the broker, or reached it and did not finish in time (lost
+    message, dead worker, storage retries spent), are queued again, until
+    the objects are gone. Returns how many were queued again."""
+    queued = []
+    for studio_id, deletion_id in selectors.deletions_due():
+        if not enqueue(delete_objects, str(studio_id), str(deletion_id)):
+            break  # the broker is down: the next sweep tries again
+        queued.append(deletion_id)
+    with unscoped():  # the ids came from every studio's deletions
+        PendingDeletion.objects.filter(pk__in=queued).update(queued_at=timezone.now(), attempts=F("attempts") + 1)
+    return len(queued)
 
 
 @shared_task(name="galleries.sweep_stuck_assets", soft_time_limit=60, time_limit=90)

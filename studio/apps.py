@@ -13,3 +13,9 @@ class StudioConfig(AppConfig):
         from studio.accounts import connect_signals
 
         connect_signals()
+        # Task lines carry the request id that queued them; task metrics, eager runs included.
+        from studio import logging as studio_logging
+        from studio import metrics
+
+        studio_logging.connect_celery_signals()
+        metrics.connect_celery_signals()

@@ -60,6 +60,8 @@ class Action(models.TextChoices):
     SELECTION_FINALIZED = "selection.finalized"
     SELECTION_REOPENED = "selection.reopened"
     UPLOADS_CLEANED_UP = "uploads.cleaned_up"
+    UPLOAD_BATCHES_CLEANED_UP = "upload_batches.cleaned_up"
+    STORAGE_ORPHANS_DELETED = "storage.orphans_deleted"
     EXPORT_REQUESTED = "export.requested"
     EXPORT_CANCELLED = "export.cancelled"
     EXPORT_DOWNLOADED = "export.downloaded"

@@ -16,6 +16,9 @@ class ErrorCode(models.TextChoices):
     NOT_ACCEPTABLE = "NOT_ACCEPTABLE", "No representation matches the Accept header."
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED", "This endpoint does not take that HTTP method."
     THROTTLED = "THROTTLED", "Too many requests: see details.retry_after_seconds."
+    # 503s: a dependency is down; nothing was changed, the same request may be retried.
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE", "A service we depend on is unreachable: retry shortly."
+    STORAGE_UNAVAILABLE = "STORAGE_UNAVAILABLE", "File storage is unreachable: retry shortly."
     NOT_FOUND = "NOT_FOUND", "No such object here (or none you may see)."
     INVALID_CURSOR = "INVALID_CURSOR", "The cursor is not one this list gave out: start again without it."
     SERVER_ERROR = "SERVER_ERROR", "Something went wrong on our side; the request id helps us find it."

@@ -169,8 +169,40 @@ def _from_drf(exc: exceptions.APIException) -> tuple[int, dict[str, Any], dict[s
     return exc.status_code, body, headers
 
 
+class Unavailable(Exception):  # noqa: N818 - named for the answer, as DRF's are
+    """A dependency is down (storage, the cache behind a security limit).
+    Apps derive their outage errors from it (galleries.storage.StorageError),
+    and the API answers 503 with ``code`` and a Retry-After, never 500. The
+    exception's own text (hosts, endpoints) goes to the log, not the client."""
+
+    code: str = ErrorCode.SERVICE_UNAVAILABLE
+    retry_after_seconds = 30
+
+
+def _unavailable(exc: Exception) -> Unavailable | None:
+    """The 503 an outage deserves, or None for a bug. Redis down reaches
+    here only where failing closed is the point (security throttles: portal
+    codes and PINs, token guesses); ordinary throttles and caches degrade
+    (studio.throttling, studio.cache)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    if isinstance(exc, Unavailable):
+        return exc
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return Unavailable(str(exc))
+    return None
+
+
 def api_exception_handler(exc: Exception, ctx: dict[str, Any]) -> Response | None:
     """DRF's EXCEPTION_HANDLER: every error leaves the API in one shape."""
+    outage = _unavailable(exc)
+    if outage is not None:
+        set_rollback()
+        logger.warning("answering 503 %s: %s: %s", outage.code, exc.__class__.__name__, exc)
+        body = error_body(outage.code, ErrorCode(outage.code).label)
+        headers = {"Retry-After": str(outage.retry_after_seconds)}
+        return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers=headers)
     if isinstance(exc, DomainError):
         set_rollback()
         details = dict(exc.details)
@@ -201,6 +233,33 @@ def api_exception_handler(exc: Exception, ctx: dict[str, Any]) -> Response | Non
 
 def _is_api(request: Any) -> bool:
     return request.path.startswith("/api/")
+
+
+class OutageMiddleware:
+    """The pages outside DRF (sign-in, whose rate limits read Redis; the
+    portal's code page; media) answer an outage 503 with Retry-After, as the
+    API does, instead of 500: sign-in refuses rather than skip its limits."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> Any:
+        return self.get_response(request)
+
+    def process_exception(self, request: Any, exception: Exception) -> Any:
+        outage = _unavailable(exception)
+        if outage is None:
+            return None
+        logger.warning("answering 503 %s: %s: %s", outage.code, exception.__class__.__name__, exception)
+        message = ErrorCode(outage.code).label
+        if _is_api(request):
+            response: Any = JsonResponse(error_body(outage.code, message), status=503)
+        else:
+            from django.http import HttpResponse
+
+            response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = str(outage.retry_after_seconds)
+        return response
 
 
 def json_404(request: Any, exception: Exception | None = None) -> JsonResponse:

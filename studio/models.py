@@ -168,6 +168,12 @@ class Studio(TimestampedModel):
         validators=[MaxValueValidator(90)],
         help_text="Email clients this many days before their gallery expires (0: never).",
     )
+    # Read by cleanup_galleries only: archiving is a studio's choice, never a default.
+    archive_expired_after_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Archive galleries this many days after they expire (empty: never). Nothing is deleted.",
+    )
 
     # What an owner edits (API, admin, audit snapshots): listed once, here.
     EDITABLE_FIELDS = (

@@ -8,7 +8,9 @@ With none set, the platform runs on the embedded default: SQLite and media under
 from __future__ import annotations
 
 import secrets
+import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import environ
 
@@ -18,13 +20,13 @@ VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
 env = environ.Env()
 
 
-def _local_secret_key() -> str:
+def _local_secret_key(name: str = "secret_key") -> str:
     """A per-install key kept in var/ so the embedded default needs no set-up.
 
-    Production sets SECRET_KEY; this file is never used there.
+    Production sets SECRET_KEY (and AUDIT_CHAIN_KEY); these files are never used there.
     """
     VAR_DIR.mkdir(parents=True, exist_ok=True)
-    path = VAR_DIR / "secret_key"
+    path = VAR_DIR / name
     if not path.exists():
         path.write_text(secrets.token_urlsafe(50))
         path.chmod(0o600)
@@ -33,6 +35,20 @@ def _local_secret_key() -> str:
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret_key()
+
+# --- Audit chain key (audit.chain) ---
+# HMAC key of the audit hash chain and of its checkpoints; never stored in the
+# database, so someone who can write the database cannot forge the chain.
+# Production sets it (from a secret manager); the embedded default keeps a
+# per-install key in var/, which guards nothing against someone with the
+# machine. Rotation: a new AUDIT_CHAIN_KEY_ID + AUDIT_CHAIN_KEY, the previous
+# pair moved to AUDIT_CHAIN_OLD_KEYS ("k1:secret,k0:secret") and kept forever.
+AUDIT_CHAIN_KEY = env.str("AUDIT_CHAIN_KEY", default="") or _local_secret_key("audit_chain_key")
+AUDIT_CHAIN_KEY_ID = env.str("AUDIT_CHAIN_KEY_ID", default="k1")
+AUDIT_CHAIN_OLD_KEYS = env.str("AUDIT_CHAIN_OLD_KEYS", default="")
+# Where the hourly job writes signed chain heads; give this prefix S3 Object
+# Lock in compliance mode (README, "Audit log").
+AUDIT_CHECKPOINT_PREFIX = env.str("AUDIT_CHECKPOINT_PREFIX", default="audit-checkpoints")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -71,6 +87,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # A dependency down (Redis, S3) outside DRF: 503, not 500.
+    "studio.errors.OutageMiddleware",
 ]
 
 ROOT_URLCONF = "studio.urls"
@@ -112,9 +130,23 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and Celery -----------------------------------------------------------
-# REDIS_URL=redis://host:6379/0 is the Celery broker and the cache; without it
-# the cache is in memory and tasks run eagerly in the calling process.
+# REDIS_URL=redis://host:6379/0 is the cache (database 0) and the Celery
+# broker (the next database, 1): apart, so a cache.clear() or an evicting
+# maxmemory policy never takes the queues with it. CELERY_BROKER_URL sets
+# the broker elsewhere. Without REDIS_URL the cache is in memory and tasks
+# run eagerly in the calling process.
 REDIS_URL = env.str("REDIS_URL", default="")
+
+
+def _next_redis_db(url: str) -> str:
+    """The same Redis server, one database up: redis://h:6379/0 -> /1."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    db = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{db + 1}"))
+
+
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -127,7 +159,7 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=_next_redis_db(REDIS_URL) or "memory://")
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -146,6 +178,8 @@ CELERY_TIMEZONE = "UTC"
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "galleries.make_derivatives": {"queue": "derivatives"},
+    # The expiry sweep is light and must not wait behind hour-long ZIPs.
+    "exports.expire": {"queue": "default"},
     "exports.*": {"queue": "exports"},
     "studio.send_email": {"queue": "email"},
 }
@@ -167,6 +201,8 @@ STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "static"))
 Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # whitenoise warns on a missing root
 AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
 if AWS_STORAGE_BUCKET_NAME:
+    from botocore.config import Config as _BotoConfig
+
     _media_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
@@ -179,6 +215,19 @@ if AWS_STORAGE_BUCKET_NAME:
             "querystring_auth": True,
             "querystring_expire": env.int("AWS_QUERYSTRING_EXPIRE", default=300),
             "file_overwrite": False,
+            # Every S3 call is bounded: botocore waits 60 s per read by
+            # default, which holds a web worker while S3 hangs. Its own
+            # retries (standard mode, with backoff) absorb a blip; an outage
+            # becomes a StorageError (503 STORAGE_UNAVAILABLE, or the task's
+            # retries). The client config replaces the two options above it
+            # in django-storages, so they are repeated inside.
+            "client_config": _BotoConfig(
+                signature_version="s3v4",
+                s3={"addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default="auto")},
+                connect_timeout=env.float("AWS_S3_CONNECT_TIMEOUT", default=3.0),
+                read_timeout=env.float("AWS_S3_READ_TIMEOUT", default=20.0),
+                retries={"mode": "standard", "total_max_attempts": env.int("AWS_S3_MAX_ATTEMPTS", default=3)},
+            ),
             "signature_version": "s3v4",
             "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default="auto"),
         },
@@ -342,8 +391,10 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "studio.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "studio.errors.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        # They let requests through when Redis is down (logged): capacity
+        # limits, not security ones (studio.throttling).
+        "studio.throttling.AnonRateThrottle",
+        "studio.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("THROTTLE_ANON", default="60/min"),
@@ -392,19 +443,59 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- Observability (logs, metrics, readiness, Sentry) --------------------------------------
+# JSON lines for a log pipeline in production; readable lines for a person at
+# a terminal (DEBUG, or stderr is a TTY). LOG_FORMAT=json|plain overrides.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG or sys.stderr.isatty() else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    "filters": {
+        "context": {"()": "studio.logging.ContextFilter"},
+        "disallowed_host": {"()": "studio.logging.DisallowedHostFilter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"()": "studio.logging.PlainFormatter"},
+        "json": {"()": "studio.logging.json_formatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "pyvips": {"level": "WARNING"},  # libvips narrates every resize at INFO
+        # Django logs a foreign Host header as an ERROR with a traceback.
+        "django.security.DisallowedHost": {"filters": ["disallowed_host"]},
+        # Our one line per request (studio.request) replaces runserver's and django.request's 4xx lines.
+        "django.request": {"level": "ERROR"},
     },
 }
+# Each /readyz check (database, cache, broker, storage) gets this long, all at once.
+READINESS_TIMEOUT = env.float("READINESS_TIMEOUT", default=2.0)
+# /metrics answers only "Authorization: Bearer <METRICS_TOKEN>"; unset, it is a 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Load balancers probe over plain HTTP: the probes are not redirected to HTTPS.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    import sentry_sdk
+    from sentry_sdk.integrations.celery import CeleryIntegration
+    from sentry_sdk.integrations.django import DjangoIntegration
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        integrations=[DjangoIntegration(), CeleryIntegration()],
+        # Client emails, addresses and gallery codes stay out of a third party's store.
+        send_default_pii=False,
+        environment=env.str("SENTRY_ENVIRONMENT", default="production"),
+        release=env.str("SENTRY_RELEASE", default="") or None,
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+    )
 
 # --- Galleries ------------------------------------------------------------------------------
 # WebP effort for derivatives. bench/derivatives.py prints time against bytes
@@ -431,6 +522,17 @@ DERIVATIVE_TIME_LIMIT = 360
 # processing was lost (worker killed, broker restarted without its data):
 # the sweeper queues it again. Above any queue wait we expect.
 DERIVATIVES_STUCK_AFTER_SECONDS = env.int("DERIVATIVES_STUCK_AFTER_SECONDS", default=3600)
+# A deletion of stored objects handed to the broker this long ago whose row
+# is still there was lost (or spent its storage retries): queued again.
+DELETIONS_STUCK_AFTER_SECONDS = env.int("DELETIONS_STUCK_AFTER_SECONDS", default=3600)
+# Storage errors (S3 down, throttled) are retried by the task after
+# min(max, min * 2**n) seconds plus a jitter of up to min: 10 s, 20 s, ...,
+# then every 5 minutes; 12 retries outlast a 40-minute outage. Past them the
+# photo waits for the sweeper, which queues it again (DERIVATIVE_MAX_SWEEPS)
+# before failing it with the reason.
+STORAGE_RETRY_MIN_SECONDS = env.int("STORAGE_RETRY_MIN_SECONDS", default=10)
+STORAGE_RETRY_MAX_SECONDS = env.int("STORAGE_RETRY_MAX_SECONDS", default=300)
+STORAGE_RETRIES = env.int("STORAGE_RETRIES", default=12)
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=250 * 1024 * 1024)
 # HEIC/HEIF from phones, decoded by pillow-heif. Its binary wheels are GPL-2.0
 # as a whole (x265 inside): fine for a hosted service; whoever redistributes
@@ -464,16 +566,28 @@ BOOKING_MANUAL_PAYMENT_HOURS = env.int("BOOKING_MANUAL_PAYMENT_HOURS", default=7
 BOOKING_REMINDER_HOURS = 24
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# A request that creates a checkout waits on Stripe: bounded (the library
+# waits 80 s by default), with Stripe's own idempotent retries of a blip.
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 PAYMENT_PROVIDER = env.str("PAYMENT_PROVIDER", default="stripe" if STRIPE_SECRET_KEY else "manual")
 CELERY_BEAT_SCHEDULE = {
     "bookings-release-expired-holds": {"task": "bookings.release_expired_holds", "schedule": 60.0},
     "bookings-send-reminders": {"task": "bookings.send_reminders", "schedule": 15 * 60.0},
     "studio-sweep-email": {"task": "studio.sweep_email", "schedule": 60.0},
     "galleries-sweep-stuck-assets": {"task": "galleries.sweep_stuck_assets", "schedule": 60.0},
+    # Deletions of stored objects recorded but never done (broker down, task lost).
+    "galleries-sweep-pending-deletions": {"task": "galleries.sweep_pending_deletions", "schedule": 60.0},
     # Exports past their expiry: files deleted, rows marked expired.
     "exports-expire": {"task": "exports.expire", "schedule": 15 * 60.0},
     # "Your gallery expires in N days" to clients, once per gallery and expiry.
     "galleries-notify-expiring": {"task": "galleries.notify_expiring", "schedule": 60 * 60.0},
+    # Daily housekeeping (galleries/maintenance.py): cleanup_galleries, and
+    # Django's clearsessions for the expired rows of the session table.
+    "galleries-cleanup": {"task": "galleries.cleanup", "schedule": 24 * 60 * 60.0},
+    "studio-clearsessions": {"task": "studio.clearsessions", "schedule": 24 * 60 * 60.0},
+    # Each audit chain's head, signed, to Object-Locked storage (when it moved).
+    "audit-write-checkpoints": {"task": "audit.write_checkpoints", "schedule": 60 * 60.0},
 }
 
 # --- Exports (CSV, Lightroom list, PDF contact sheet, ZIP) --------------------------------
@@ -484,6 +598,15 @@ EXPORT_URL_TTL_SECONDS = env.int("EXPORT_URL_TTL_SECONDS", default=300)
 # A ZIP of a large gallery takes a while: generous limits, on its own queue.
 EXPORT_SOFT_TIME_LIMIT = env.int("EXPORT_SOFT_TIME_LIMIT", default=3 * 60 * 60)
 EXPORT_TIME_LIMIT = env.int("EXPORT_TIME_LIMIT", default=3 * 60 * 60 + 300)
+
+# With acks_late, a task whose worker is killed outright (SIGKILL, OOM) is
+# redelivered by the Redis transport once its visibility_timeout passes
+# (an hour by default). It must exceed the longest task's hard time limit,
+# or a task still running is delivered a second time; and the longest retry
+# countdown (STORAGE_RETRY_MAX_SECONDS), which a worker holds unacknowledged.
+# Derivatives, email and deletions do not wait for it: their sweepers find
+# a dead job after its own time limit.
+CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = max(EXPORT_TIME_LIMIT, DERIVATIVE_TIME_LIMIT) + 300
 
 # --- Platform settings ------------------------------------------------------------------
 INVITATION_TTL_HOURS = env.int("INVITATION_TTL_HOURS", default=72)

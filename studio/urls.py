@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
-from studio import views
+from studio import metrics, views
 
 handler400 = "studio.errors.handler400"
 handler403 = "studio.errors.handler403"
@@ -12,6 +12,8 @@ handler500 = "studio.errors.handler500"
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("invitations/", include("teams.urls")),

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 
-from studio import selectors
+from studio import health, selectors
 from studio.accounts import INVITED_SESSION_KEY
 
 
@@ -16,8 +16,22 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html", {"memberships": memberships, "invitation_path": invited})
 
 
+@never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness plus a database round trip, for load balancers."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    """Liveness: the process answers. Nothing else, so a database outage
+    does not make an orchestrator restart every healthy web process."""
     return JsonResponse({"status": "ok"})
+
+
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: database, cache, broker and storage each answered within
+    READINESS_TIMEOUT; 503 names the ones that did not."""
+    results = health.run_checks()
+    failed = sorted(name for name, result in results.items() if not result.ok)
+    body = {
+        "status": "unavailable" if failed else "ok",
+        "failed": failed,
+        "checks": {name: result.as_json() for name, result in results.items()},
+    }
+    return JsonResponse(body, status=503 if failed else 200)

@@ -155,6 +155,15 @@ def upload_batch(studio_: Studio) -> Any:
         return UploadBatch.objects.create(studio=studio_, gallery=g)
 
 
+def pending_deletion(studio_: Studio) -> Any:
+    from galleries.models import PendingDeletion
+
+    with studio_scope(studio_):
+        return PendingDeletion.objects.create(
+            studio=studio_, keys=[f"studios/{studio_.pk}/galleries/g/originals/x.jpg"]
+        )
+
+
 def visitor(studio_: Studio, gallery_: Any = None) -> Any:
     from galleries.models import Visitor
 
@@ -217,7 +226,18 @@ def export(studio_: Studio, gallery_: Any = None, *, run: bool = True, **fields:
 
 
 def _register_gallery_factories() -> None:
-    from galleries.models import Asset, Export, Folder, Gallery, Placement, Rating, Selection, UploadBatch, Visitor
+    from galleries.models import (
+        Asset,
+        Export,
+        Folder,
+        Gallery,
+        PendingDeletion,
+        Placement,
+        Rating,
+        Selection,
+        UploadBatch,
+        Visitor,
+    )
 
     FACTORIES.update(
         {
@@ -230,6 +250,7 @@ def _register_gallery_factories() -> None:
             Placement: placement,
             Selection: selection,
             Export: lambda s: export(s),
+            PendingDeletion: pending_deletion,
         }
     )
 

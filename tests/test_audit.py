@@ -360,8 +360,8 @@ def test_untampered_log_verifies(studio, other_studio, owner_client):
     record(other_studio)
     output = run_verify()
     assert f"ok      {PLATFORM_CHAIN}" in output
-    assert f"ok      {studio.pk}" in output
-    assert f"ok      {other_studio.pk}" in output
+    assert f"ok      {studio.slug}" in output
+    assert f"ok      {other_studio.slug}" in output
     assert "BROKEN" not in output
     chains = set(AuditChainHead.objects.values_list("chain", flat=True))
     assert f"{len(chains)} chain(s) verified." in output
@@ -381,12 +381,12 @@ def test_altered_content_is_named_by_chain_and_seq(studio, other_studio):
     link = first_broken_link(chain)
     assert link == BrokenLink(chain, 3, str(victim.id), "was altered: its content does not match its hash")
     message, output = run_verify_broken()
-    assert message == f"1 audit chain(s) broken; first: chain {chain}: event #3 ({victim.id}) was altered: " + (
+    assert message == f"1 audit chain(s) broken; first: chain {studio.slug}: event #3 ({victim.id}) was altered: " + (
         "its content does not match its hash"
     )
-    assert f"BROKEN  chain {chain}: event #3" in output
+    assert f"BROKEN  chain {studio.slug}: event #3" in output
     # The other chains still verify, and are reported as such.
-    assert f"ok      {other_studio.pk}" in output
+    assert f"ok      {other_studio.slug}" in output
     assert f"ok      {PLATFORM_CHAIN}" in output
 
 
@@ -426,7 +426,7 @@ def test_a_rehashed_row_breaks_the_link_to_the_next_event(studio):
     nxt = studio_events(studio)[2]
     assert first_broken_link(chain) == BrokenLink(chain, 3, str(nxt.id), "does not link to the event before it")
     message, _ = run_verify_broken("--studio", studio.slug)
-    assert f"chain {chain}: event #3 ({nxt.id}) does not link" in message
+    assert f"chain {studio.slug}: event #3 ({nxt.id}) does not link" in message
 
 
 def test_first_broken_link_is_reported_when_several_are_broken(studio):
@@ -438,7 +438,7 @@ def test_first_broken_link_is_reported_when_several_are_broken(studio):
     link = first_broken_link(chain)
     assert (link.chain, link.seq) == (chain, 2)
     message, _ = run_verify_broken()
-    assert f"first: chain {chain}: event #2 " in message
+    assert f"first: chain {studio.slug}: event #2 " in message
 
 
 def test_deleted_event_in_the_middle_is_detected(studio):
@@ -450,7 +450,7 @@ def test_deleted_event_in_the_middle_is_detected(studio):
 
     assert first_broken_link(chain) == BrokenLink(chain, 3, str(events[3].id), "is missing (found #4 next)")
     message, output = run_verify_broken()
-    assert f"chain {chain}: event #3 ({events[3].id}) is missing" in message
+    assert f"chain {studio.slug}: event #3 ({events[3].id}) is missing" in message
     assert "BROKEN" in output
 
 
@@ -469,7 +469,7 @@ def test_deleted_newest_event_is_detected_through_the_head(studio):
     with unscoped():
         assert verify_chain(chain, AuditEvent.objects.filter(chain=chain).order_by("seq")) is None
     message, _ = run_verify_broken()
-    assert f"chain {chain}: event #{last.seq} (-) is missing: the log ends at #{last.seq - 1}" in message
+    assert f"chain {studio.slug}: event #{last.seq} (-) is missing: the log ends at #{last.seq - 1}" in message
 
 
 def test_head_pointing_elsewhere_is_detected(studio):
@@ -488,7 +488,7 @@ def test_tampered_platform_chain_is_detected_and_reported_first(studio, owner_cl
     tamper_set(PLATFORM_CHAIN, platform_seq, target_label="x")
     message, output = run_verify_broken()
     assert message.startswith(f"2 audit chain(s) broken; first: chain {PLATFORM_CHAIN}: event #{platform_seq} ")
-    assert f"BROKEN  chain {studio.pk}: event #1 " in output
+    assert f"BROKEN  chain {studio.slug}: event #1 " in output
 
 
 def test_studio_option_checks_only_that_studio(studio, other_studio):
@@ -496,11 +496,11 @@ def test_studio_option_checks_only_that_studio(studio, other_studio):
     tamper_set(chain_for(other_studio), 1, target_label="forged")
 
     output = run_verify("--studio", studio.slug)
-    assert output.splitlines() == [f"ok      {studio.pk}", "1 chain(s) verified."]
+    assert output.splitlines() == [f"ok      {studio.slug}", "1 chain(s) verified."]
 
     message, output = run_verify_broken("--studio", other_studio.slug)
-    assert f"chain {other_studio.pk}: event #1 " in message
-    assert str(studio.pk) not in output
+    assert f"chain {other_studio.slug}: event #1 " in message
+    assert studio.slug not in output.split()
 
 
 def test_studio_option_with_unknown_slug_is_an_error(studio):

@@ -858,8 +858,9 @@ def test_task_options_retry_storage_errors():
         assert tuple(task.autoretry_for) == (StorageError,), task.name
         assert task.acks_late is True
         assert task.reject_on_worker_lost is True
-        assert task.max_retries == 8
-        assert task.retry_backoff and task.retry_jitter
+        assert task.max_retries == 12
+        # A floor, not Celery's full jitter from 0 s (tests/test_faults.py).
+        assert (task.retry_backoff, task.retry_jitter) == (10, False)
         assert task.retry_backoff_max == 300
 
 

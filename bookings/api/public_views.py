@@ -16,7 +16,6 @@ from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle
 from rest_framework.views import APIView
 
 from bookings import availability, selectors, services
@@ -38,6 +37,7 @@ from studio.errors import DomainError
 from studio.middleware import client_ip
 from studio.models import Studio
 from studio.tenancy import studio_scope
+from studio.throttling import AnonRateThrottle, ScopedRateThrottle
 
 
 class PublicThrottle(ScopedRateThrottle):

@@ -14,12 +14,12 @@ from django.db import models
 from rest_framework import generics, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
-from rest_framework.throttling import SimpleRateThrottle
 
 from galleries import access
 from studio import context
 from studio.api.base import ScopedEndpoint
 from studio.tenancy import studio_scope
+from studio.throttling import SimpleRateThrottle
 
 _SAFE = ("GET", "HEAD", "OPTIONS")
 

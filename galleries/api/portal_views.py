@@ -19,7 +19,6 @@ from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from galleries import access, selectors, services
@@ -42,6 +41,7 @@ from galleries.media import media_response
 from galleries.models import Asset, AssetStatus, DownloadPermission, Folder, Gallery, Placement, Selection, Visitor
 from studio.errors import DomainError
 from studio.tenancy import studio_scope
+from studio.throttling import AnonRateThrottle
 
 
 class _CSRF(SessionAuthentication):

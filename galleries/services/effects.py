@@ -10,9 +10,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from galleries.models import Asset
+from galleries.models import Asset, PendingDeletion
 from studio.tasks import enqueue, enqueue_on_commit
-from studio.tenancy import current_studio, studio_scope
+from studio.tenancy import current_studio, studio_scope, unscoped
 
 
 def asset_keys(assets: Iterable[Asset]) -> list[str]:
@@ -29,10 +29,23 @@ def asset_keys(assets: Iterable[Asset]) -> list[str]:
 
 
 def delete_objects_on_commit(keys: list[str]) -> None:
-    if keys:
-        from galleries.tasks import delete_objects
+    """Delete ``keys`` from storage once the transaction commits. The keys
+    are written down in the same transaction (PendingDeletion): if the broker
+    refuses the task, or loses it, the row stays and the sweeper
+    (galleries.tasks.sweep_pending_deletions) queues it again, so no object
+    outlives its row unnoticed. A rolled-back change deletes nothing."""
+    if not keys:
+        return
+    from galleries.tasks import delete_objects
 
-        enqueue_on_commit(delete_objects, str(current_studio().pk), keys)
+    studio = current_studio()
+    deletion = PendingDeletion.objects.create(studio=studio, keys=sorted(set(keys)))
+
+    def queued() -> None:
+        with unscoped():  # after commit, outside whatever scope wrote the row
+            PendingDeletion.objects.filter(pk=deletion.pk).update(queued_at=timezone.now())
+
+    enqueue_on_commit(delete_objects, str(studio.pk), str(deletion.pk), on_queued=queued)
 
 
 def queue_derivatives(asset_ids: list[Any], *, force: bool = False) -> None:

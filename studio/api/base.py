@@ -150,6 +150,9 @@ class ScopedEndpoint:
         if undeclared and (self.method_check_first or method not in API_METHODS):
             self.http_method_not_allowed(request)  # type: ignore[attr-defined]
         self.resolve(request)
+        # The request's log line is written after the studio scope closed:
+        # leave it the studio this request was resolved to (staff or portal).
+        request._request.log_studio = self.studio.slug
         # Times are the studio's: instants leave with its UTC offset (the same
         # instant, read as its staff and clients read it), and a time given
         # without an offset (where a field accepts one) is read in its zone.

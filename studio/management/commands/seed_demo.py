@@ -14,6 +14,7 @@ from typing import Any
 
 from allauth.account.models import EmailAddress
 from django.apps import apps
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils.module_loading import module_has_submodule
@@ -66,13 +67,14 @@ class Command(BaseCommand):
                 for module in demo_modules():
                     lines.extend(module.seed(studio=studio, members=members))
         self.stdout.write(self.style.SUCCESS(f"Demo studio '{studio.name}' is ready."))
+        site = settings.SITE_URL.rstrip("/")  # where this deployment answers, not a guess
         self.stdout.write(
-            "\n" + "".join(f"  {line}\n" for line in lines) + "\n  Sign in at   http://127.0.0.1:8000/accounts/login/\n"
+            "\n" + "".join(f"  {line}\n" for line in lines) + f"\n  Sign in at   {site}/accounts/login/\n"
             f"  Email        {DEMO_PEOPLE[0][0]}\n"
             "               (other roles: admin@, photographer@, assistant@, viewer@demo.studio)\n"
             f"  Password     {DEMO_PASSWORD}\n"
-            "  Admin        http://127.0.0.1:8000/admin/\n"
-            "  API docs     http://127.0.0.1:8000/api/docs/\n"
+            f"  Admin        {site}/admin/\n"
+            f"  API docs     {site}/api/docs/\n"
         )
 
     def _user(self, email: str, name: str) -> User:
