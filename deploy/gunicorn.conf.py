@@ -106,3 +106,13 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # preload_app stays off: each worker imports the app itself, so `kill -HUP`
 # (systemctl reload) picks up new code without dropping the listening socket.
 preload_app = False
+
+
+def child_exit(server: object, worker: object) -> None:
+    """A worker that exits leaves its metric files in PROMETHEUS_MULTIPROC_DIR;
+    marking it dead keeps its gauges out of the next scrape (README:
+    Operations). The directory must be emptied before each start."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
@@ -22,7 +21,7 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils import dateformat, timezone
 from django.utils.html import format_html, format_html_join
 
-from galleries import selectors, services, staff_pages
+from galleries import notifications, selectors, services, staff_pages
 from galleries.models import (
     Asset,
     AssetStatus,
@@ -113,13 +112,6 @@ def thumb_tag(asset: Asset, height: int = 80) -> str:
     return format_html('<img src="{}" alt="{}" class="admin-thumb admin-thumb-{}" loading="lazy">', url, asset, height)
 
 
-def client_link(gallery: Gallery) -> str:
-    """The portal's direct link. Codes are unique per studio only, so the
-    link names the studio too."""
-    path_ = reverse("portal:studio-gallery", kwargs={"slug": gallery.studio.slug, "code": gallery.access_code})
-    return f"{settings.SITE_URL.rstrip('/')}{path_}"
-
-
 def client_message(gallery: Gallery, link: str) -> str:
     """A ready-to-paste message for the client until the platform sends it
     by email itself."""
@@ -153,7 +145,7 @@ def share_context(request: HttpRequest, gallery: Gallery) -> dict[str, Any]:
     """The share panel. Viewers never see the code, so not the link either
     (it carries the code), nor the email that carries both."""
     may_share = has_scope(request, "gallery:write")
-    link = client_link(gallery) if may_share else ""
+    link = notifications.gallery_link(gallery) if may_share else ""
     return {
         "gallery": gallery,
         "may_share": may_share,

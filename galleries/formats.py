@@ -125,7 +125,8 @@ class Scope:
 
 
 class ExportCancelled(Exception):
-    """``cancelled()`` answered True: the contact sheet stopped and wrote nothing."""
+    """Someone cancelled the export: the contact sheet stops and writes
+    nothing; the export runner raises it between ZIP members."""
 
 
 # --- what is exported ------------------------------------------------------------------------------

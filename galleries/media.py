@@ -35,18 +35,22 @@ def download_name(asset: Asset, variant: str) -> str:
 
 
 def media_response(asset: Asset, variant: str, *, download: bool = False) -> HttpResponse:
-    key = variant_key(asset, variant)
-    filename = download_name(asset, variant) if download else None
-    store = media_store()
     ttl = settings.MEDIA_URL_TTL_SECONDS
-    response: HttpResponse
-    if isinstance(store, LocalMediaStore):
-        response = _file_response(store, key, filename)
-    else:
-        response = HttpResponseRedirect(store.media_url(key, ttl=ttl, filename=filename))
+    filename = download_name(asset, variant) if download else None
+    response = stored_file_response(variant_key(asset, variant), ttl=ttl, filename=filename)
     # The browser may reuse the answer a little while, never past the link's life.
     response["Cache-Control"] = f"private, max-age={max(ttl - 10, 0)}"
     return response
+
+
+def stored_file_response(key: str, *, ttl: int, filename: str | None) -> HttpResponse:
+    """A stored object for the browser, after the caller's checks: on S3 a
+    redirect to a presigned GET living ``ttl`` seconds (an attachment named
+    ``filename`` when given), on the embedded default the file itself."""
+    store = media_store()
+    if isinstance(store, LocalMediaStore):
+        return _file_response(store, key, filename)
+    return HttpResponseRedirect(store.media_url(key, ttl=ttl, filename=filename))
 
 
 def _file_response(store: LocalMediaStore, key: str, filename: str | None) -> FileResponse:

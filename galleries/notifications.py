@@ -214,10 +214,14 @@ def batch_processed(batch: Any) -> list[EmailLog]:
     uploader = batch.created_by
     if uploader is None or not uploader.is_active:
         return []
+    # Asked after every photo of the batch: while any is unsettled, answer
+    # with one indexed EXISTS, not by loading the whole batch each time.
+    if Asset.objects.filter(batch=batch, status__in=(AssetStatus.AWAITING_UPLOAD, AssetStatus.PROCESSING)).exists():
+        return []
     assets = list(
         Asset.objects.filter(batch=batch).only("status", "original_filename", "failure_reason").order_by("created_at")
     )
-    if not assets or any(a.status in (AssetStatus.AWAITING_UPLOAD, AssetStatus.PROCESSING) for a in assets):
+    if not assets:
         return []
     ready = sum(1 for a in assets if a.status == AssetStatus.READY)
     failed = [a for a in assets if a.status == AssetStatus.FAILED]

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from django.contrib.messages import get_messages
-from django.test import Client
 from django.urls import reverse
 
 from galleries import services
@@ -20,21 +18,14 @@ from galleries.models import Export, ExportKind, ExportStatus, Gallery
 from galleries.notifications import GALLERY_READY
 from galleries.services.exports import export_request
 from studio import context
-from studio.models import EmailLog, Membership, Studio
+from studio.models import EmailLog, Studio
 from studio.roles import Role
 from studio.tenancy import studio_scope, unscoped
 from tests import factories
 
-
-@dataclass
-class World:
-    alpha: Studio
-    bravo: Studio
-    gallery: Gallery
-    bravo_gallery: Gallery
-    owner: Membership
-    assistant: Membership
-    viewer: Membership
+# The same two-studio world and helpers as the staff pages' tests; only the
+# galleries differ (published, with client emails, so they can be sent).
+from tests.test_staff_pages import World, _change_url, _client
 
 
 def _published(studio: Studio, **fields: Any) -> Gallery:
@@ -59,18 +50,8 @@ def world(db) -> World:
     )
 
 
-def _client(membership: Membership) -> Client:
-    client = Client()
-    client.force_login(membership.user)
-    return client
-
-
 def _send_url(gallery: Gallery) -> str:
     return reverse("admin:galleries_gallery_send", args=[gallery.pk])
-
-
-def _change_url(gallery: Gallery) -> str:
-    return reverse("admin:galleries_gallery_change", args=[gallery.pk])
 
 
 def _messages(response: Any) -> list[str]:

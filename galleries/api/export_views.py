@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
-from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status
@@ -25,10 +25,10 @@ from rest_framework.response import Response
 
 from galleries.api.portal_base import PortalViewSet
 from galleries.api.serializers import ExportRequestSerializer, ExportSerializer, PortalExportRequestSerializer
+from galleries.media import stored_file_response
 from galleries.models import Export, Folder, Gallery
 from galleries.selectors import visible_folders
 from galleries.services.exports import export_cancel, export_download, export_request
-from galleries.storage import LocalMediaStore, media_store
 from studio.api.base import StudioViewSet
 from studio.api.schema import ErrorSerializer
 
@@ -55,19 +55,7 @@ _CANCEL_RESPONSES = {
 def file_response(export: Export) -> HttpResponse:
     """The finished file: on S3 a redirect to a presigned GET that names the
     file (EXPORT_URL_TTL_SECONDS); on the embedded default the file itself."""
-    store = media_store()
-    ttl = settings.EXPORT_URL_TTL_SECONDS
-    response: HttpResponse
-    if isinstance(store, LocalMediaStore):
-        try:
-            handle = store.open(export.file_key)
-        except FileNotFoundError as exc:
-            raise Http404("The file is missing.") from exc
-        info = store.head(export.file_key)
-        content_type = (info.content_type if info else "") or "application/octet-stream"
-        response = FileResponse(handle, as_attachment=True, filename=export.filename, content_type=content_type)
-    else:
-        response = HttpResponseRedirect(store.media_url(export.file_key, ttl=ttl, filename=export.filename))
+    response = stored_file_response(export.file_key, ttl=settings.EXPORT_URL_TTL_SECONDS, filename=export.filename)
     # Each download is checked and audited: never answered from a cache.
     response["Cache-Control"] = "private, no-store"
     return response

@@ -44,8 +44,9 @@ PROGRESS_INTERVAL_SECONDS = 1.0
 SPOOL_MAX_BYTES = 16 * 1024 * 1024
 
 
-class ExportCancelled(Exception):
-    """Raised inside the runner when someone cancelled the export."""
+# One exception for "someone cancelled": the renderers raise it mid-sheet,
+# the runner between ZIP members.
+ExportCancelled = formats.ExportCancelled
 
 
 class ExportProblem(Exception):
@@ -72,7 +73,7 @@ def export_run(*, export_id: Any) -> Export | None:
         if _finish_done(export, key, file_size):
             return export
         raise ExportCancelled  # asked after the last member: honour it
-    except (ExportCancelled, formats.ExportCancelled):
+    except ExportCancelled:
         _remove(key)
         _finish(export, ExportStatus.CANCELLED)
     except Exception as exc:  # noqa: BLE001 - any failure ends the export, with the reason
@@ -91,6 +92,8 @@ class _Watch:
         self.total = 0
         self.done = 0
         self.written_at = time.monotonic()
+        self.checked_at = 0.0
+        self.stopped: bool | None = None  # not read yet
 
     def advance(self, amount: int) -> None:
         self.done += amount
@@ -108,6 +111,17 @@ class _Watch:
         return not Export.objects.filter(
             pk=self.export.pk, status=ExportStatus.RUNNING, cancel_requested_at__isnull=True
         ).exists()
+
+    def cancelled_lately(self) -> bool:
+        """cancelled(), read at most every PROGRESS_INTERVAL_SECONDS: the
+        contact sheet asks before every photo, and a query per photo would
+        cost more than drawing it (a cancel waits a second at most). Between
+        ZIP members, which are large, check() reads every time."""
+        now = time.monotonic()
+        if self.stopped is None or now - self.checked_at >= PROGRESS_INTERVAL_SECONDS:
+            self.checked_at = now
+            self.stopped = self.cancelled()
+        return self.stopped
 
     def check(self) -> None:
         if self.cancelled():
@@ -173,7 +187,7 @@ def _build_spooled(export: Export, key: str, watch: _Watch) -> int:
             out.write(formats.lightroom_text(export.gallery, scope=scope).encode("utf-8"))
         else:
             formats.write_contact_sheet(
-                export.gallery, out, scope=scope, progress=watch.report, cancelled=watch.cancelled
+                export.gallery, out, scope=scope, progress=watch.report, cancelled=watch.cancelled_lately
             )
         watch.check()  # the renderer stops early when cancelled: do not store what it left
         out.seek(0)

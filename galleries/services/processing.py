@@ -196,7 +196,8 @@ def assets_give_up(*, asset_ids: list[Any]) -> int:
             f"Making the previews did not finish after {settings.DERIVATIVE_MAX_SWEEPS + 1} attempts.{last} "
             "Try regenerating them.",
         )
-        tell_uploader_when_batch_settles(asset.batch_id)
+    for batch_id in {asset.batch_id for asset in stuck}:  # once per batch, not per photo
+        tell_uploader_when_batch_settles(batch_id)
     return len(stuck)
 
 
