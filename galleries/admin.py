@@ -166,7 +166,7 @@ def exports_context(request: HttpRequest, gallery: Gallery) -> tuple[dict[str, A
     gets: the staff API's URL, the CSRF token, the folders' names."""
     folders = list(
         Folder.objects.filter(gallery=gallery)
-        .annotate(asset_count=Count("placements"))
+        .annotate(asset_count=Count("placements", filter=selectors.IN_FOLDER_NOT_BINNED))
         .order_by("created_by_visitor", "sort_order", "created_at")
     )
     finalized = selectors.live_selection(gallery)
@@ -343,7 +343,7 @@ class GalleryAdmin(StudioModelAdmin):
             super()
             .get_queryset(request)
             .select_related("cover", "cover__studio", "studio")
-            .annotate(n_assets=Count("assets", filter=Q(assets__status=AssetStatus.READY)))
+            .annotate(n_assets=Count("assets", filter=Q(assets__status=AssetStatus.READY, assets__deleted_at=None)))
         )
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
@@ -499,6 +499,22 @@ class GalleryAdmin(StudioModelAdmin):
         self._export(request, queryset, ExportKind.CONTACT_SHEET, "contact sheet")
 
 
+class BinFilter(admin.SimpleListFilter):
+    """Photos staff deleted sit in the bin, out of every other list; this
+    filter is the way in (restore, or delete for good)."""
+
+    title = "bin"
+    parameter_name = "bin"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        return [("in", "In the bin")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "in":
+            return queryset.filter(deleted_at__isnull=False)
+        return queryset.filter(deleted_at=None)
+
+
 @admin.register(Asset)
 class AssetAdmin(StudioModelAdmin):
     read_scope = "gallery:read"
@@ -508,11 +524,18 @@ class AssetAdmin(StudioModelAdmin):
     class Media:
         css = {"all": ["staff/staff.css"]}  # thumbnail sizes
 
-    list_filter = ["status"]
+    list_filter = ["status", BinFilter]
     search_fields = ["original_filename", "sha256"]
     list_select_related = ["gallery", "studio"]
     list_per_page = 50
-    actions = ["regenerate_derivatives"]
+    actions = ["regenerate_derivatives", "restore_from_bin", "purge_from_bin"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # The bin's rows too (Asset.objects hides them): BinFilter shows
+        # either the bin or everything else, never both.
+        queryset = Asset.with_deleted.get_queryset()
+        ordering = self.get_ordering(request)
+        return queryset.order_by(*ordering) if ordering else queryset
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [f.name for f in Asset._meta.fields] + ["thumb"]
@@ -543,6 +566,26 @@ class AssetAdmin(StudioModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         for asset in queryset:
             self.delete_model(request, asset)
+
+    @admin.action(description="Restore from the bin", permissions=["delete"])
+    def restore_from_bin(self, request: HttpRequest, queryset: QuerySet) -> None:
+        restored = 0
+        for asset in queryset.filter(deleted_at__isnull=False):
+            try:
+                with self.write_scope_for(request, asset):
+                    services.asset_restore(asset=asset)
+                restored += 1
+            except DomainError as exc:
+                self.refuse(request, exc, prefix=f"{asset.original_filename}: ")
+        messages.success(request, f"Restored {restored} photo(s) from the bin.")
+
+    @admin.action(description="Delete for good (photos in the bin)", permissions=["delete"])
+    def purge_from_bin(self, request: HttpRequest, queryset: QuerySet) -> None:
+        binned = list(queryset.filter(deleted_at__isnull=False))
+        for asset in binned:
+            with self.write_scope_for(request, asset):
+                services.asset_purge(asset=asset)
+        messages.success(request, f"Deleted {len(binned)} photo(s) and their files for good.")
 
     @admin.action(description="Regenerate derivatives", permissions=["change"])
     def regenerate_derivatives(self, request: HttpRequest, queryset: QuerySet) -> None:

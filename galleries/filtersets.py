@@ -29,10 +29,16 @@ class GalleryFilterSet(django_filters.FilterSet):
 class StaffAssetFilterSet(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=AssetStatus.choices)
     trashed = django_filters.BooleanFilter(field_name="trashed_at", lookup_expr="isnull", exclude=True)
+    in_bin = django_filters.BooleanFilter(
+        method="filter_in_bin", label="Photos staff deleted, kept until purged (default: false)"
+    )
 
     class Meta:
         model = Asset
-        fields = ["status", "trashed"]
+        fields = ["status", "trashed", "in_bin"]
+
+    def filter_in_bin(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
+        return queryset  # the view reads the bin through Asset.with_deleted (AssetViewSet.tenant_manager)
 
 
 class PortalAssetFilterSet(django_filters.FilterSet):

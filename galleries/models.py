@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from studio.models import TimestampedModel
-from studio.tenancy import StudioOwnedModel
+from studio.tenancy import StudioOwnedModel, StudioScopedManager
 
 
 class GalleryStatus(models.TextChoices):
@@ -128,6 +128,18 @@ class AssetStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class LiveAssetManager(StudioScopedManager):
+    """``Asset.objects``: the photos not in the staff bin. Everything that
+    shows, counts, exports or zips photos reads through it, so a photo staff
+    deleted disappears everywhere at once without each query remembering to
+    exclude it. Code about bytes and rows whatever their state (storage
+    totals, the bucket's reconciliation, processing, deleting a gallery,
+    the bin itself) uses ``Asset.with_deleted``."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(deleted_at=None)
+
+
 class Asset(StudioOwnedModel, TimestampedModel):
     studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="+")
     gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="assets")
@@ -165,16 +177,31 @@ class Asset(StudioOwnedModel, TimestampedModel):
     derivatives = models.JSONField(default=dict, blank=True)
     derivative_bytes = models.PositiveBigIntegerField(default=0)
     sort_order = models.PositiveIntegerField(default=0)
+    # The client's trash: hidden from the client's choice, restorable by the
+    # client, never purged (it is part of how they choose).
     trashed_at = models.DateTimeField(null=True, blank=True)
+    # The staff bin: set when staff delete a photo. The photo is gone from
+    # every list, count, export and the portal, but its row and bytes stay
+    # for STAFF_BIN_RETENTION_DAYS so a wrong click can be undone; then
+    # cleanup_galleries purges it with its bytes.
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    objects = LiveAssetManager()
+    with_deleted = StudioScopedManager()
 
     class Meta:
+        default_manager_name = "objects"
         ordering = ["sort_order", "created_at"]
         constraints = [
             # A second copy of the same picture in one gallery is refused;
-            # failed uploads do not count.
+            # failed uploads and photos in the bin do not count (restoring
+            # one checks for a copy uploaded since).
             models.UniqueConstraint(
                 fields=["gallery", "sha256"],
-                condition=~Q(sha256="") & ~Q(status="failed"),
+                condition=~Q(sha256="") & ~Q(status="failed") & Q(deleted_at=None),
                 name="asset_unique_content_per_gallery",
             )
         ]
@@ -186,6 +213,8 @@ class Asset(StudioOwnedModel, TimestampedModel):
             models.Index(fields=["gallery", "status", "sort_order", "created_at"], name="asset_gallery_status_order"),
             # The sweeper's question across studios: which photos are still processing?
             models.Index(fields=["updated_at"], condition=Q(status="processing"), name="asset_processing"),
+            # The purge's question: which photos have been in the bin long enough?
+            models.Index(fields=["deleted_at"], condition=Q(deleted_at__isnull=False), name="asset_in_bin"),
         ]
 
     def __str__(self) -> str:

@@ -71,7 +71,8 @@ def storage_usage(studio: Studio, *, now: datetime | None = None) -> int:
         default=Value(0),
         output_field=BigIntegerField(),
     )
-    totals = Asset.objects.filter(studio=studio).aggregate(total=Coalesce(Sum(stored), 0))
+    # The bin counts: its bytes are stored until purged.
+    totals = Asset.with_deleted.filter(studio=studio).aggregate(total=Coalesce(Sum(stored), 0))
     return int(totals["total"])
 
 
@@ -91,7 +92,7 @@ def storage_report(studio: Studio, *, now: datetime | None = None) -> dict[str, 
     stored = Q(status__in=[AssetStatus.READY, AssetStatus.PROCESSING, AssetStatus.FAILED])
     waiting = Q(status=AssetStatus.AWAITING_UPLOAD, created_at__gte=reserved_since)
     big = BigIntegerField()
-    totals = Asset.objects.filter(studio=studio).aggregate(
+    totals = Asset.with_deleted.filter(studio=studio).aggregate(
         originals=Coalesce(Sum("size", filter=stored), 0, output_field=big),
         derivatives=Coalesce(
             Sum("derivative_bytes", filter=Q(status__in=[AssetStatus.READY, AssetStatus.FAILED])), 0, output_field=big
@@ -99,7 +100,11 @@ def storage_report(studio: Studio, *, now: datetime | None = None) -> dict[str, 
         coming=Coalesce(Sum(estimate, filter=Q(status=AssetStatus.PROCESSING)), 0, output_field=big),
         targets=Coalesce(Sum(F("size") + estimate, filter=waiting), 0, output_field=big),
         photos=Count("pk", filter=stored),
-        ready=Count("pk", filter=Q(status=AssetStatus.READY)),
+        ready=Count("pk", filter=Q(status=AssetStatus.READY, deleted_at=None)),
+        in_bin=Count("pk", filter=Q(deleted_at__isnull=False)),
+        bin_bytes=Coalesce(
+            Sum(F("size") + F("derivative_bytes"), filter=Q(deleted_at__isnull=False)), 0, output_field=big
+        ),
     )
     used = int(totals["originals"] + totals["derivatives"] + totals["coming"] + totals["targets"])
     quota = studio.storage_quota_bytes
@@ -115,6 +120,9 @@ def storage_report(studio: Studio, *, now: datetime | None = None) -> dict[str, 
         "reserved_bytes": int(totals["coming"] + totals["targets"]),
         "photos": totals["photos"],
         "photos_ready": totals["ready"],
+        # Photos staff deleted, still stored (and counted) until purged.
+        "photos_in_bin": totals["in_bin"],
+        "bin_bytes": int(totals["bin_bytes"]),
         "level": level,
     }
 
@@ -158,9 +166,15 @@ def upload_batch_progress(batch: UploadBatch) -> dict[str, Any]:
 
 # --- list shapes: each takes an already-scoped queryset and shapes it -------------------------------
 
+# Counting through a relation bypasses Asset.objects: photos in the staff bin
+# must be left out by hand.
+IN_FOLDER_NOT_BINNED = Q(placements__asset__deleted_at=None)
+
 
 def galleries_with_counts(galleries: QuerySet[Gallery]) -> QuerySet[Gallery]:
-    return galleries.annotate(asset_count=Count("assets")).prefetch_related("assigned_members")
+    return galleries.annotate(asset_count=Count("assets", filter=Q(assets__deleted_at=None))).prefetch_related(
+        "assigned_members"
+    )
 
 
 def assets_with_rating_summary(assets: QuerySet[Asset]) -> QuerySet[Asset]:
@@ -175,7 +189,7 @@ def assets_with_ratings(assets: QuerySet[Asset]) -> QuerySet[Asset]:
 
 
 def folders_with_counts(folders: QuerySet[Folder]) -> QuerySet[Folder]:
-    return folders.annotate(asset_count=Count("placements"))
+    return folders.annotate(asset_count=Count("placements", filter=IN_FOLDER_NOT_BINNED))
 
 
 def portal_assets(assets: QuerySet[Asset], *, visitor: Visitor) -> QuerySet[Asset]:
@@ -223,7 +237,8 @@ def stuck_assets(*, now: datetime | None = None, limit: int = 1000) -> list[tupl
     )
     with unscoped():
         return list(
-            Asset.objects.filter(never_queued | lost | died, status=AssetStatus.PROCESSING, studio__is_active=True)
+            # Photos in the bin too: a restored photo must be a finished one.
+            Asset.with_deleted.filter(never_queued | lost | died, status=AssetStatus.PROCESSING, studio__is_active=True)
             .order_by("updated_at")
             .values_list("studio_id", "pk", "sweeps")[:limit]
         )
@@ -280,7 +295,7 @@ def selection_overview(gallery: Gallery, *, limit: int = 60) -> dict[str, Any]:
     folders = list(
         Folder.objects.filter(gallery=gallery, created_by_visitor__isnull=False)
         .select_related("created_by_visitor")
-        .annotate(asset_count=Count("placements"))
+        .annotate(asset_count=Count("placements", filter=IN_FOLDER_NOT_BINNED))
         .order_by("sort_order", "created_at")
     )
     return {

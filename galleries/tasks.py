@@ -113,7 +113,7 @@ def sweep_stuck_assets() -> int:
         else:
             queued.append(asset_id)
     with unscoped():  # the ids came from every studio's stuck photos
-        Asset.objects.filter(pk__in=queued).update(derivatives_queued_at=timezone.now(), sweeps=F("sweeps") + 1)
+        Asset.with_deleted.filter(pk__in=queued).update(derivatives_queued_at=timezone.now(), sweeps=F("sweeps") + 1)
         studios = Studio.objects.in_bulk(list(spent))
     for studio_id, asset_ids in spent.items():
         with studio_scope(studios[studio_id]), context.acting_as(context.Actor.system(SWEEPER)):

@@ -43,7 +43,9 @@ class Action(models.TextChoices):
     UPLOAD_COMPLETED = "upload.completed"
     ASSET_PROCESSED = "asset.processed"
     ASSET_FAILED = "asset.failed"
-    ASSET_DELETED = "asset.deleted"
+    ASSET_DELETED = "asset.deleted"  # to the bin
+    ASSET_RESTORED_FROM_BIN = "asset.restored_from_bin"
+    ASSET_PURGED = "asset.purged"  # row and bytes gone
     ASSET_REGENERATE_REQUESTED = "asset.regenerate_requested"
     ASSETS_TRASHED = "assets.trashed"
     ASSETS_RESTORED = "assets.restored"

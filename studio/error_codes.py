@@ -56,6 +56,8 @@ class ErrorCode(models.TextChoices):
     NO_FINALIZED_SELECTION = "NO_FINALIZED_SELECTION", "There is no finalised selection to reopen."
     GALLERY_NOT_PUBLISHED = "GALLERY_NOT_PUBLISHED", "Publish the gallery before sending it to the client."
     NO_CLIENT_EMAIL = "NO_CLIENT_EMAIL", "The gallery has no client email address to send to."
+    NOT_IN_BIN = "NOT_IN_BIN", "The photo is not in the bin (delete it first)."
+    DUPLICATE_CONTENT = "DUPLICATE_CONTENT", "The same photo is already in this gallery."
     # --- exports (staff and portal) ----------------------------------------------------------------------
     EXPORT_FINISHED = "EXPORT_FINISHED", "The export already ended (done, failed, cancelled or expired)."
     EXPORT_NOT_READY = "EXPORT_NOT_READY", "The export is not done yet: poll it until its status is done."

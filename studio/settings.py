@@ -543,6 +543,9 @@ UPLOAD_URL_TTL_SECONDS = 15 * 60
 # A target handed out counts against the quota (file + derivative estimate)
 # this long, time to upload and call complete; then it is released.
 UPLOAD_RESERVATION_SECONDS = env.int("UPLOAD_RESERVATION_SECONDS", default=UPLOAD_URL_TTL_SECONDS + 3600)
+# Photos staff delete stay in the bin (restorable, bytes kept) this long;
+# cleanup_galleries then deletes them and their bytes.
+STAFF_BIN_RETENTION_DAYS = env.int("STAFF_BIN_RETENTION_DAYS", default=30)
 # The derivative estimate per photo while it is reserved or processing:
 # three WebP sizes of a 24 MP photo measure about 0.4 MB.
 DERIVATIVE_ESTIMATE_BYTES = env.int("DERIVATIVE_ESTIMATE_BYTES", default=1024 * 1024)

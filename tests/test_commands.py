@@ -53,6 +53,14 @@ def _long_expired(studio, days_ago: int):
     return gallery
 
 
+def _binned(studio, gallery, *, days: int):
+    """A ready photo staff deleted ``days`` ago."""
+    asset = factories.ready_asset(studio, gallery)
+    with studio_scope(studio):
+        Asset.with_deleted.filter(pk=asset.pk).update(deleted_at=timezone.now() - timedelta(days=days))
+    return asset
+
+
 def _keys(store, studio) -> set[str]:
     return set(store.list_keys(f"studios/{studio.pk}/"))
 
@@ -60,7 +68,7 @@ def _keys(store, studio) -> set[str]:
 def _snapshot(studio) -> dict:
     with unscoped():
         return {
-            "assets": Asset.objects.count(),
+            "assets": Asset.with_deleted.count(),
             "batches": UploadBatch.objects.count(),
             "galleries": list(Gallery.objects.order_by("pk").values_list("pk", "status")),
             "events": AuditEvent.objects.count(),
@@ -75,6 +83,8 @@ def test_dry_run_reports_everything_and_changes_nothing(studio, django_capture_o
     _asset(studio, gallery, AssetStatus.AWAITING_UPLOAD, 72, with_bytes=True)
     _old_empty_batch(studio, gallery)
     _long_expired(studio, 40)
+    _binned(studio, gallery, days=31)
+    _binned(studio, gallery, days=29)  # not yet
     store = media_store()
     store.put(f"studios/{studio.pk}/galleries/{gallery.pk}/originals/nobody.jpg", b"x", "image/jpeg")
     before, keys_before = _snapshot(studio), _keys(store, studio)
@@ -87,7 +97,7 @@ def test_dry_run_reports_everything_and_changes_nothing(studio, django_capture_o
     assert ready.storage_key in keys_before
     assert f"orphan {studio.slug}: studios/{studio.pk}/galleries/{gallery.pk}/originals/nobody.jpg" in out
     row = next(line for line in out.splitlines() if line.startswith(studio.slug))
-    assert row.split()[1:] == ["1", "1", "1", "1"]  # uploads, batches, archived, orphans
+    assert row.split()[1:] == ["1", "1", "1", "1", "1"]  # uploads, purged, batches, archived, orphans
     assert "Dry run: nothing was changed." in out
 
 
@@ -141,6 +151,42 @@ def test_cleanup_removes_batches_archives_and_lists_orphans_audited(
         event = AuditEvent.objects.get(action="storage.orphans_deleted")
     assert event.actor_label == "command:cleanup_galleries"
     assert sorted(event.after["keys"]) == sorted([orphan, late_post])
+
+
+def test_cleanup_purges_the_bin_after_its_retention_with_the_bytes(
+    studio, settings, django_capture_on_commit_callbacks
+):
+    gallery = factories.gallery(studio)
+    due = _binned(studio, gallery, days=31)
+    young = _binned(studio, gallery, days=29)
+    live = factories.ready_asset(studio, gallery)
+    store = media_store()
+    due_keys = {due.storage_key, *(d["key"] for d in due.derivatives.values())}
+    assert due_keys <= _keys(store, studio)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        out = run("cleanup_galleries", "--delete-orphans")
+
+    keys = _keys(store, studio)
+    assert not due_keys & keys
+    # A photo still in the bin is no orphan: its bytes wait for restore or purge.
+    for kept in (young, live):
+        assert {kept.storage_key, *(d["key"] for d in kept.derivatives.values())} <= keys
+    with studio_scope(studio):
+        assert not Asset.with_deleted.filter(pk=due.pk).exists()
+        assert Asset.with_deleted.filter(pk=young.pk).exists()
+        event = AuditEvent.objects.get(action="asset.purged", target_id=str(due.pk))
+    assert event.actor_label == "command:cleanup_galleries"
+    row = next(line for line in out.splitlines() if line.startswith(studio.slug))
+    assert row.split()[2] == "1"  # purged
+
+    # The retention is a setting.
+    settings.STAFF_BIN_RETENTION_DAYS = 7
+    with django_capture_on_commit_callbacks(execute=True):
+        run("cleanup_galleries")
+    with studio_scope(studio):
+        assert not Asset.with_deleted.filter(pk=young.pk).exists()
+        assert Asset.objects.filter(pk=live.pk).exists()
 
 
 def test_files_of_an_export_being_built_are_not_orphans(studio):

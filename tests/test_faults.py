@@ -88,7 +88,9 @@ def test_a_photo_deleted_while_the_broker_is_down_loses_its_objects_once_it_is_b
 
     response = staff.delete(gallery_url(studio, gallery, f"assets/{asset.pk}/"))
     assert response.status_code == 204, response.content
-    assert _assets(gallery) == []
+    assert _assets(gallery) == [] and _pending() == []  # in the bin: nothing to delete yet
+    response = staff.post(gallery_url(studio, gallery, f"assets/{asset.pk}/purge/"))
+    assert response.status_code == 204, response.content
     (pending,) = _pending()
     assert (set(pending.keys), pending.queued_at) == (set(keys), None)  # recorded, never handed over
     _time_passes(PendingDeletion)

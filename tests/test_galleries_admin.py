@@ -419,6 +419,45 @@ def test_asset_regenerate_action(world, django_capture_on_commit_callbacks):
     assert event.after == {"assets": [str(first.pk)]}
 
 
+def test_admin_delete_bins_then_the_bin_filter_restores_and_purges(world, django_capture_on_commit_callbacks):
+    studio, gallery = world.alpha, world.alpha_gallery
+    doomed, restored, live = (factories.ready_asset(studio, gallery) for _ in range(3))
+    files = [
+        Path(settings.MEDIA_ROOT) / k for k in [doomed.storage_key, *(d["key"] for d in doomed.derivatives.values())]
+    ]
+    client = _signed_in(world.assistant)
+    response = client.post(_url(Asset, "delete", doomed.pk), {"post": "yes"}, follow=True)
+    assert response.status_code == 200
+    _run_action(client, Asset, "delete_selected", [restored], post="yes")
+    with studio_scope(studio):
+        assert set(Asset.objects.filter(gallery=gallery)) == {live}
+    assert all(p.is_file() for p in files)  # in the bin, bytes kept
+
+    listed = client.get(_url(Asset))
+    assert live.original_filename in listed.content.decode()
+    assert doomed.original_filename not in listed.content.decode()
+    in_bin = client.get(_url(Asset) + "?bin=in").content.decode()
+    assert doomed.original_filename in in_bin and restored.original_filename in in_bin
+    assert live.original_filename not in in_bin
+
+    def bin_action(action: str, assets: list) -> Any:
+        # Posted from the bin's list, as the admin's form does: the action
+        # acts on the selected rows of the list shown.
+        data = {"action": action, "_selected_action": [str(a.pk) for a in assets], "index": 0}
+        return client.post(_url(Asset) + "?bin=in", data, follow=True)
+
+    assert "Restored 1 photo(s) from the bin." in _messages(bin_action("restore_from_bin", [restored]))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = bin_action("purge_from_bin", [doomed, live])  # live is not in the bin: not touched
+    assert "Deleted 1 photo(s) and their files for good." in _messages(response)
+    # From the ordinary list, the purge never reaches a live photo.
+    _run_action(client, Asset, "purge_from_bin", [live])
+    assert not any(p.exists() for p in files)
+    with studio_scope(studio):
+        assert set(Asset.with_deleted.filter(gallery=gallery)) == {live, restored}
+    assert _events(studio, Action.ASSET_PURGED, doomed) and _events(studio, Action.ASSET_RESTORED_FROM_BIN, restored)
+
+
 # --- assets and selections ------------------------------------------------------------------------------
 
 

@@ -639,8 +639,11 @@ def test_deleting_an_asset_removes_its_original_and_derivatives(
     )
     assert len(asset_keys(doomed)) == 4 and all(s3.exists(k) for k in asset_keys(doomed))
 
+    response = client.delete(gallery_url(studio, gallery, f"assets/{doomed.pk}/"))
+    assert response.status_code == 204, response.content  # to the bin: bytes kept
+    assert all(s3.exists(k) for k in asset_keys(doomed))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = client.delete(gallery_url(studio, gallery, f"assets/{doomed.pk}/"))
+        response = client.post(gallery_url(studio, gallery, f"assets/{doomed.pk}/purge/"))
     assert response.status_code == 204, response.content
     assert all(s3.exists(k) for k in asset_keys(doomed))  # not before commit
     with django_capture_on_commit_callbacks(execute=True):

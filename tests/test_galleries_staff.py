@@ -963,7 +963,7 @@ def test_media_streams_for_members(studio, other_studio, client_for, make_member
     assert APIClient().get(gallery_url(studio, gallery, f"assets/{asset.pk}/media/thumb/")).status_code == 401
 
 
-def test_delete_asset_removes_files_and_clears_the_cover(studio, staff, django_capture_on_commit_callbacks):
+def test_delete_asset_moves_it_to_the_bin_then_purge_removes_files(studio, staff, django_capture_on_commit_callbacks):
     gallery = factories.gallery(studio)
     cover = factories.ready_asset(studio, gallery)
     other = factories.ready_asset(studio, gallery)
@@ -977,15 +977,44 @@ def test_delete_asset_removes_files_and_clears_the_cover(studio, staff, django_c
     with django_capture_on_commit_callbacks(execute=True):
         response = staff.delete(gallery_url(studio, gallery, f"assets/{cover.pk}/"))
     assert response.status_code == 204, response.content
-    assert not any(p.exists() for p in cover_files)
+    # In the bin: gone from every list and no longer the cover, bytes kept.
+    assert all(p.is_file() for p in cover_files)
     assert _fresh(studio, gallery).cover_id is None
     with studio_scope(studio):
         assert list(Asset.objects.filter(gallery=gallery)) == [other]
-    assert (Path(settings.MEDIA_ROOT) / other.storage_key).is_file()
+        assert Asset.with_deleted.get(pk=cover.pk).deleted_at is not None
     [event] = _events(studio, Action.ASSET_DELETED, cover)
-    assert event.before["original_filename"] == cover.original_filename
-    assert staff.get(gallery_url(studio, gallery)).json()["cover"] is None
-    assert_api_error(staff.delete(gallery_url(studio, gallery, f"assets/{cover.pk}/")), 404, "NOT_FOUND")
+    assert event.before["original_filename"] == cover.original_filename and "in_bin_until" in event.after
+    assert [a["id"] for a in staff.get(gallery_url(studio, gallery, "assets/")).json()["results"]] == [str(other.pk)]
+    binned = staff.get(gallery_url(studio, gallery, "assets/"), {"in_bin": "true"}).json()["results"]
+    assert [a["id"] for a in binned] == [str(cover.pk)]
+    assert_api_error(staff.get(gallery_url(studio, gallery, f"assets/{cover.pk}/")), 404, "NOT_FOUND")
+    assert staff.delete(gallery_url(studio, gallery, f"assets/{cover.pk}/")).status_code == 404  # already in the bin
+    # A photo not in the bin cannot be purged in one step.
+    assert_api_error(staff.post(gallery_url(studio, gallery, f"assets/{other.pk}/purge/")), 409, "NOT_IN_BIN")
+    assert_api_error(staff.post(gallery_url(studio, gallery, f"assets/{other.pk}/restore/")), 409, "NOT_IN_BIN")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(gallery_url(studio, gallery, f"assets/{cover.pk}/purge/"))
+    assert response.status_code == 204, response.content
+    assert not any(p.exists() for p in cover_files)
+    assert (Path(settings.MEDIA_ROOT) / other.storage_key).is_file()
+    with studio_scope(studio):
+        assert not Asset.with_deleted.filter(pk=cover.pk).exists()
+    assert _events(studio, Action.ASSET_PURGED, cover)
+    assert_api_error(staff.post(gallery_url(studio, gallery, f"assets/{cover.pk}/purge/")), 404, "NOT_FOUND")
+
+
+def test_restore_from_the_bin_brings_the_photo_back_as_it_was(studio, staff):
+    gallery = factories.gallery(studio)
+    asset = factories.ready_asset(studio, gallery)
+    assert staff.delete(gallery_url(studio, gallery, f"assets/{asset.pk}/")).status_code == 204
+    response = staff.post(gallery_url(studio, gallery, f"assets/{asset.pk}/restore/"))
+    assert response.status_code == 200, response.content
+    assert response.json()["id"] == str(asset.pk) and response.json()["status"] == "ready"
+    assert [a["id"] for a in staff.get(gallery_url(studio, gallery, "assets/")).json()["results"]] == [str(asset.pk)]
+    assert _events(studio, Action.ASSET_RESTORED_FROM_BIN, asset)
+    assert staff.get(gallery_url(studio, gallery, "assets/"), {"in_bin": "true"}).json()["results"] == []
 
 
 def test_asset_list_query_count_does_not_grow_with_the_page(studio, staff):

@@ -22,9 +22,11 @@ import pytest
 from django.apps import apps
 from django.test import override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
+from galleries.models import Asset
 from studio.api.base import StudioScopedMixin
 from studio.models import Membership, Studio
 from studio.roles import Role
@@ -424,6 +426,14 @@ def _with_assets(e: Env, count: int = 2) -> tuple[Any, list[Any]]:
     return gallery, [factories.ready_asset(e.studio, gallery) for _ in range(count)]
 
 
+def _binned(e: Env) -> Any:
+    """A photo staff deleted: in the bin."""
+    asset = factories.ready_asset(e.studio)
+    with studio_scope(e.studio):
+        Asset.with_deleted.filter(pk=asset.pk).update(deleted_at=timezone.now())
+    return asset
+
+
 def _portal(e: Env) -> tuple[APIClient, Any, list[Any]]:
     gallery, assets = _with_assets(e)
     return portal_client(gallery), gallery, assets
@@ -549,6 +559,14 @@ GALLERY_CASES: dict[tuple[str, str], tuple[Callable[[Env], tuple[APIClient, str,
     ("gallery-asset-detail", "DELETE"): (
         lambda e: (lambda a: (e.client, _gurl(e, a.gallery, f"assets/{a.pk}/"), {}))(factories.ready_asset(e.studio)),
         "asset.deleted",
+    ),
+    ("gallery-asset-restore", "POST"): (
+        lambda e: (lambda a: (e.client, _gurl(e, a.gallery, f"assets/{a.pk}/restore/"), {}))(_binned(e)),
+        "asset.restored_from_bin",
+    ),
+    ("gallery-asset-purge", "POST"): (
+        lambda e: (lambda a: (e.client, _gurl(e, a.gallery, f"assets/{a.pk}/purge/"), {}))(_binned(e)),
+        "asset.purged",
     ),
     ("gallery-upload-list", "POST"): (
         lambda e: (

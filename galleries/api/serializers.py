@@ -489,6 +489,10 @@ class StorageSerializer(serializers.Serializer):
     )
     photos = serializers.IntegerField(help_text="Photos stored (ready, processing or failed).")
     photos_ready = serializers.IntegerField()
+    photos_in_bin = serializers.IntegerField(
+        help_text="Photos staff deleted, kept until purged (counted in used_bytes)."
+    )
+    bin_bytes = serializers.IntegerField(help_text="Bytes of the photos in the bin (originals and derivatives).")
     level = serializers.ChoiceField(
         choices=["ok", "warning", "critical"], help_text="warning from 80%, critical from 95%."
     )

@@ -175,13 +175,45 @@ class AssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
     serializer_class = StaffAssetSerializer
     filterset_class = StaffAssetFilterSet
     scope_map = {"GET": "gallery:read", "DELETE": "gallery:write"}
+    action_scopes = {"restore": "gallery:write", "purge": "gallery:write"}
     ordering = ("sort_order", "created_at")
 
+    def _lists_bin(self) -> bool:
+        value = self.request.query_params.get("in_bin", "") if getattr(self, "request", None) else ""
+        return value.lower() in ("true", "1")
+
+    def tenant_manager(self) -> Any:
+        # restore and purge find the photo wherever it is, so one not in the
+        # bin answers 409 NOT_IN_BIN (it exists), not 404.
+        if getattr(self, "action", None) in ("restore", "purge") or self._lists_bin():
+            return Asset.with_deleted
+        return Asset.objects
+
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
+        if self._lists_bin():  # ?in_bin=true: the bin and only the bin
+            queryset = queryset.filter(deleted_at__isnull=False)
         return selectors.assets_with_rating_summary(queryset)
 
     def perform_destroy(self, instance: Asset) -> None:
+        """To the bin: restorable for STAFF_BIN_RETENTION_DAYS, then purged."""
         services.asset_delete(asset=instance)
+
+    @extend_schema(request=None, responses={200: StaffAssetSerializer})
+    @action(detail=True, methods=["post"])
+    def restore(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Take a photo out of the bin. 409 NOT_IN_BIN if it is not there;
+        409 DUPLICATE_CONTENT if the same file was uploaded again since."""
+        asset = services.asset_restore(asset=self.get_object())
+        restored = selectors.assets_with_rating_summary(Asset.objects.filter(pk=asset.pk)).get()
+        return Response(self.get_serializer(restored).data)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["post"])
+    def purge(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Delete a photo in the bin for good, with its files. 409 NOT_IN_BIN
+        for a photo not in the bin (delete it first)."""
+        services.asset_purge(asset=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 @extend_schema(tags=["galleries"])

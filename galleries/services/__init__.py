@@ -25,6 +25,10 @@ from galleries.services.exports import (
 )
 from galleries.services.galleries import (
     asset_delete,
+    asset_purge,
+    asset_restore,
+    assets_purge_binned,
+    binned_assets_due,
     gallery_create,
     gallery_delete,
     gallery_publish,
@@ -79,6 +83,10 @@ __all__ = [
     "QuotaExceeded",
     "SelectionLocked",
     "asset_delete",
+    "asset_purge",
+    "asset_restore",
+    "assets_purge_binned",
+    "binned_assets_due",
     "asset_process",
     "assets_give_up",
     "assets_regenerate",

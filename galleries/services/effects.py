@@ -68,6 +68,6 @@ def queue_derivatives(asset_ids: list[Any], *, force: bool = False) -> None:
                 break  # the broker is down: do not wait on it once per photo
             queued.append(pk)
         with studio_scope(studio):
-            Asset.objects.filter(pk__in=queued).update(derivatives_queued_at=timezone.now())
+            Asset.with_deleted.filter(pk__in=queued).update(derivatives_queued_at=timezone.now())
 
     transaction.on_commit(send, robust=True)

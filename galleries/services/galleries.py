@@ -1,17 +1,21 @@
 """Writes for galleries: create, edit, publish, codes and PINs, cover, delete;
-and deleting a photo. Each records its audit event in the same transaction."""
+and the staff bin for photos (delete, restore, purge). Each records its audit event in the same transaction."""
 
 from __future__ import annotations
 
 import re
 import secrets
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
+from django.utils import timezone
 
 from galleries.models import Asset, AssetStatus, Gallery, GalleryStatus, Visibility
 from galleries.services.effects import asset_keys, delete_objects_on_commit
+from studio import context
 from studio.auditing import Action, audit_record, snapshot
 from studio.errors import Conflict, DomainError, save_or_conflict
 from studio.models import Membership
@@ -204,19 +208,95 @@ def gallery_set_cover(*, gallery: Gallery, asset: Asset | None) -> Gallery:
 
 @transaction.atomic
 def gallery_delete(*, gallery: Gallery) -> None:
-    keys = asset_keys(Asset.objects.filter(gallery=gallery).only("storage_key", "derivatives"))
+    # Photos in the bin too: their bytes go with the gallery.
+    keys = asset_keys(Asset.with_deleted.filter(gallery=gallery).only("storage_key", "derivatives"))
     audit_record(action=Action.GALLERY_DELETED, target=gallery, before=_gallery_snapshot(gallery))
     Gallery.objects.filter(pk=gallery.pk).update(cover=None)
     gallery.delete()
     delete_objects_on_commit(keys)
 
 
+def bin_retention() -> timedelta:
+    return timedelta(days=settings.STAFF_BIN_RETENTION_DAYS)
+
+
 @transaction.atomic
-def asset_delete(*, asset: Asset) -> None:
-    audit_record(
-        action=Action.ASSET_DELETED, target=asset, before=snapshot(asset, ["original_filename", "size", "status"])
-    )
+def asset_delete(*, asset: Asset) -> Asset:
+    """Staff delete a photo: it goes to the bin. It leaves every list, count,
+    export and the client's portal at once (Asset.objects hides it) and is
+    no longer the cover; its row, ratings, folders and bytes stay until it
+    is restored, purged by staff, or purged by cleanup_galleries after
+    STAFF_BIN_RETENTION_DAYS."""
+    asset = Asset.with_deleted.select_for_update().get(pk=asset.pk)
+    if asset.deleted_at is not None:
+        return asset  # a second click: already in the bin
+    now = timezone.now()
+    actor = context.current().resolved_actor()
+    asset.deleted_at = now
+    asset.deleted_by = getattr(actor, "user", None)
+    asset.save(update_fields=["deleted_at", "deleted_by", "updated_at"])
     Gallery.objects.filter(cover=asset).update(cover=None)
+    audit_record(
+        action=Action.ASSET_DELETED,
+        target=asset,
+        before=snapshot(asset, ["original_filename", "size", "status"]),
+        after={"in_bin_until": (now + bin_retention()).isoformat()},
+    )
+    return asset
+
+
+@transaction.atomic
+def asset_restore(*, asset: Asset) -> Asset:
+    """Take a photo out of the bin, as it was (ratings, folders, trash state)."""
+    asset = Asset.with_deleted.select_for_update().get(pk=asset.pk)
+    if asset.deleted_at is None:
+        raise Conflict("This photo is not in the bin.", code="NOT_IN_BIN")
+    if asset.sha256 and Asset.objects.filter(gallery_id=asset.gallery_id, sha256=asset.sha256).exists():
+        raise Conflict(
+            "The same photo was uploaded to this gallery again since it was deleted; "
+            "delete that copy first or leave this one in the bin.",
+            code="DUPLICATE_CONTENT",
+        )
+    before = {"deleted_at": asset.deleted_at.isoformat()}
+    asset.deleted_at = None
+    asset.deleted_by = None
+    asset.save(update_fields=["deleted_at", "deleted_by", "updated_at"])
+    audit_record(action=Action.ASSET_RESTORED_FROM_BIN, target=asset, before=before, after={"deleted_at": None})
+    return asset
+
+
+@transaction.atomic
+def asset_purge(*, asset: Asset) -> None:
+    """Delete a photo in the bin for good: its row, and its bytes once the
+    transaction commits (through the deletion outbox, so a storage outage
+    delays it and loses nothing). Only from the bin: two steps, so one click
+    can never destroy a delivered photo."""
+    asset = Asset.with_deleted.select_for_update().filter(pk=asset.pk).first()
+    if asset is None:
+        return  # purged by a concurrent request or the cleanup
+    if asset.deleted_at is None:
+        raise Conflict("Only photos in the bin can be deleted for good.", code="NOT_IN_BIN")
+    audit_record(
+        action=Action.ASSET_PURGED,
+        target=asset,
+        before=snapshot(asset, ["original_filename", "size", "status", "deleted_at"]),
+    )
     keys = asset_keys([asset])
     asset.delete()
     delete_objects_on_commit(keys)
+
+
+def binned_assets_due(*, now: datetime | None = None) -> Any:
+    """Photos in the bin longer than the retention, oldest first."""
+    cutoff = (now or timezone.now()) - bin_retention()
+    return Asset.with_deleted.filter(deleted_at__lt=cutoff).order_by("deleted_at")
+
+
+def assets_purge_binned(*, now: datetime | None = None) -> int:
+    """cleanup_galleries: purge every photo in the bin past the retention,
+    one transaction each, so an interruption keeps what was done."""
+    purged = 0
+    for asset in binned_assets_due(now=now).only("pk"):
+        asset_purge(asset=asset)
+        purged += 1
+    return purged

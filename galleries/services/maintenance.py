@@ -77,11 +77,12 @@ def orphan_keys(store: MediaStore) -> list[str]:
     are the exception: one not named by its photo's ``upload_key`` is a late
     POST nobody will read."""
     studio = current_studio()
-    assets = set(Asset.objects.values_list("pk", "gallery_id"))
+    # Photos in the bin are referenced: their bytes wait for the purge.
+    assets = set(Asset.with_deleted.values_list("pk", "gallery_id"))
     asset_ids = {str(pk) for pk, _ in assets}
     asset_gallery = {str(pk): str(gallery) for pk, gallery in assets}
-    live_keys = set(Asset.objects.exclude(upload_key="").values_list("upload_key", flat=True))
-    live_keys |= set(Asset.objects.values_list("storage_key", flat=True))
+    live_keys = set(Asset.with_deleted.exclude(upload_key="").values_list("upload_key", flat=True))
+    live_keys |= set(Asset.with_deleted.values_list("storage_key", flat=True))
     export_ids = {str(pk) for pk in Export.objects.values_list("pk", flat=True)}
     live_keys |= set(Export.objects.exclude(file_key="").values_list("file_key", flat=True))
     orphans = []

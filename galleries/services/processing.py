@@ -31,7 +31,7 @@ def _fail(asset: Asset, reason: str, *, written: Iterable[str] = ()) -> None:
     asset.status, asset.failure_reason = AssetStatus.FAILED, reason[:300]
     asset.derivatives, asset.derivative_bytes = {}, 0
     with transaction.atomic():
-        Asset.objects.filter(pk=asset.pk).update(
+        Asset.with_deleted.filter(pk=asset.pk).update(
             status=asset.status,
             failure_reason=asset.failure_reason,
             derivatives={},
@@ -51,12 +51,12 @@ def asset_process(*, asset_id: Any, force: bool = False) -> Asset | None:
     with a reason (bad input says what is wrong with the file; an error of
     ours says so, and is logged with its traceback): a photo is never left
     processing because of an exception."""
-    asset = Asset.objects.filter(pk=asset_id).select_related("gallery").first()
+    asset = Asset.with_deleted.filter(pk=asset_id).select_related("gallery").first()
     if asset is None or asset.status not in (AssetStatus.PROCESSING, AssetStatus.READY):
         return asset
     if asset.status == AssetStatus.READY and not force:
         return asset
-    Asset.objects.filter(pk=asset.pk).update(processing_started_at=timezone.now())
+    Asset.with_deleted.filter(pk=asset.pk).update(processing_started_at=timezone.now())
     # Regenerating a ready photo is no news for the uploader: only the first
     # processing counts towards "your upload is processed".
     first_processing = asset.status == AssetStatus.PROCESSING
@@ -65,7 +65,7 @@ def asset_process(*, asset_id: Any, force: bool = False) -> Asset | None:
         asset = _process(asset, written)
     except StorageError as exc:
         # Retried by the task; meanwhile staff see why it is still processing.
-        Asset.objects.filter(pk=asset.pk).update(failure_reason=f"Waiting for storage: {exc}"[:300])
+        Asset.with_deleted.filter(pk=asset.pk).update(failure_reason=f"Waiting for storage: {exc}"[:300])
         raise
     except SoftTimeLimitExceeded:
         _fail(
@@ -188,7 +188,7 @@ def assets_give_up(*, asset_ids: list[Any]) -> int:
     """The sweeper queued these photos' jobs DERIVATIVE_MAX_SWEEPS times and
     none finished: failed, with the last reason known, never processing for
     ever."""
-    stuck = list(Asset.objects.filter(pk__in=asset_ids, status=AssetStatus.PROCESSING))
+    stuck = list(Asset.with_deleted.filter(pk__in=asset_ids, status=AssetStatus.PROCESSING))
     for asset in stuck:
         last = f" The last error: {asset.failure_reason}" if asset.failure_reason else ""
         _fail(

@@ -239,11 +239,13 @@ def uploads_cleanup(*, older_than: Any) -> int:
     valid for 15 minutes after complete, and a late POST to it is stored
     there, unused. Runs in the current studio's scope."""
     stale = list(
-        Asset.objects.filter(created_at__lt=older_than)
+        Asset.with_deleted.filter(created_at__lt=older_than)  # in the bin or not
         .filter(Q(status=AssetStatus.AWAITING_UPLOAD) | Q(status=AssetStatus.FAILED))
         .only("pk", "storage_key", "upload_key", "derivatives", "gallery_id")
     )
-    done_with = Asset.objects.filter(created_at__lt=older_than, status__in=[AssetStatus.READY, AssetStatus.PROCESSING])
+    done_with = Asset.with_deleted.filter(
+        created_at__lt=older_than, status__in=[AssetStatus.READY, AssetStatus.PROCESSING]
+    )
     late_keys = list(done_with.exclude(upload_key="").values_list("upload_key", flat=True))
     if late_keys:
         done_with.exclude(upload_key="").update(upload_key="")
@@ -251,7 +253,7 @@ def uploads_cleanup(*, older_than: Any) -> int:
     if not stale:
         return 0
     Gallery.objects.filter(cover__in=stale).update(cover=None)
-    Asset.objects.filter(pk__in=[a.pk for a in stale]).delete()
+    Asset.with_deleted.filter(pk__in=[a.pk for a in stale]).delete()
     audit_record(
         action=Action.UPLOADS_CLEANED_UP,
         target_type="galleries.asset",

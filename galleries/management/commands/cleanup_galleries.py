@@ -4,6 +4,8 @@
   --hours (default 48) are forgotten and their stray bytes deleted;
 - photos stuck in processing are queued again or failed, by the sweeper
   beat already runs every minute (galleries.tasks.sweep_stuck_assets);
+- photos staff deleted (in the bin) longer than STAFF_BIN_RETENTION_DAYS
+  (default 30) are purged with their bytes;
 - upload batches left empty, older than --hours, are deleted;
 - galleries expired longer than the studio's archive_expired_after_days are
   archived (never deleted; no setting, no archiving);
@@ -11,8 +13,7 @@
   accounts for are listed, and deleted with --delete-orphans.
 
 The client's trash (Asset.trashed_at) is not purged: it is the client's way
-to hide photos while choosing, restorable, and staff delete photos at once
-(services.asset_delete), so there is no staff trash to empty.
+to hide photos while choosing, restorable by them at any time.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from studio.tenancy import studio_scope
 ACTOR = "command:cleanup_galleries"
 # Any fixed 64-bit number, the same in every process: the advisory lock's name.
 ADVISORY_LOCK_ID = 0x5743_4C45_414E  # "WCLEAN"
-COLUMNS = ("uploads", "batches", "archived", "orphans")
+COLUMNS = ("uploads", "purged", "batches", "archived", "orphans")
 
 
 @contextlib.contextmanager
@@ -82,7 +83,8 @@ def cleanup_lock() -> Iterator[bool]:
 
 class Command(BaseCommand):
     help = (
-        "Forget abandoned uploads, sweep stuck photos, delete empty upload batches, archive long-expired "
+        "Forget abandoned uploads, sweep stuck photos, purge the staff bin past its retention, "
+        "delete empty upload batches, archive long-expired "
         "galleries (per studio setting) and list (--delete-orphans: delete) objects no row references."
     )
 
@@ -150,14 +152,16 @@ class Command(BaseCommand):
     ) -> tuple[dict[str, int], list[str]]:
         counts = dict.fromkeys(COLUMNS, 0)
         if dry:
-            counts["uploads"] = Asset.objects.filter(
+            counts["uploads"] = Asset.with_deleted.filter(
                 created_at__lt=cutoff, status__in=[AssetStatus.AWAITING_UPLOAD, AssetStatus.FAILED]
             ).count()
+            counts["purged"] = services.binned_assets_due(now=now).count()
             counts["batches"] = len(maintenance.empty_batches_due(older_than=cutoff))
             counts["archived"] = len(maintenance.expired_galleries_due(now=now))
         else:
             with transaction.atomic():
                 counts["uploads"] = services.uploads_cleanup(older_than=cutoff)
+            counts["purged"] = services.assets_purge_binned(now=now)
             counts["batches"] = maintenance.upload_batches_cleanup(older_than=cutoff)
             counts["archived"] = maintenance.galleries_archive_expired(now=now)
         # Listed after the cleanup above, so the bytes it just queued for
