@@ -16,17 +16,32 @@ from __future__ import annotations
 
 import calendar
 import functools
+import hashlib
+import logging
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parseaddr
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+import icalendar
 from django.conf import settings
+from django.core.cache import cache
 from icalendar import Calendar, Event, Timezone, TimezoneDaylight, TimezoneStandard, vCalAddress, vText
 
 from bookings.models import Booking, BookingStatus
+from studio.cache import CACHE_DOWN, studio_cache_key
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
+    from studio.models import Studio
+
+logger = logging.getLogger(__name__)
 
 PRODID = "-//Studio Platform//Bookings//EN"
 # Part of every feed's ETag: a change to what this module writes must reach
@@ -41,9 +56,12 @@ _STATUS = {
 }
 
 
+def uid_host() -> str:
+    return urlsplit(settings.SITE_URL).hostname or "localhost"
+
+
 def uid(booking: Booking) -> str:
-    host = urlsplit(settings.SITE_URL).hostname or "localhost"
-    return f"booking-{booking.pk}@{host}"
+    return f"booking-{booking.pk}@{uid_host()}"
 
 
 def names_one_instant(local: datetime) -> bool:
@@ -102,26 +120,187 @@ def _calendar(name: str) -> Calendar:
     return cal
 
 
+def _zone_days(vevent: Event) -> tuple[tuple[str, date], ...]:
+    """The zones an event names, with the local day it names each on."""
+    found = []
+    for prop in ("DTSTART", "DTEND"):
+        tzid = vevent[prop].params.get("TZID")
+        if tzid:
+            found.append((str(tzid), vevent.decoded(prop).date()))
+    return tuple(found)
+
+
+def _zone_spans(zone_days: Iterable[tuple[str, date]]) -> list[tuple[str, date, date]]:
+    """Each zone named, with the first and last day it is named on."""
+    days: dict[str, list[date]] = {}
+    for tzid, day in zone_days:
+        days.setdefault(tzid, []).append(day)
+    return [(tzid, min(named), max(named)) for tzid, named in sorted(days.items())]
+
+
 def _with_timezones(cal: Calendar, events: list[Event]) -> Calendar:
     """Add a VTIMEZONE for each zone the events name, then the events (zones
     first, for readers that resolve a TZID as they meet it)."""
-    spans: dict[str, tuple[date, date]] = {}
-    for vevent in events:
-        for prop in ("DTSTART", "DTEND"):
-            tzid = vevent[prop].params.get("TZID")
-            if tzid:
-                day = vevent.decoded(prop).date()
-                first, last = spans.get(tzid, (day, day))
-                spans[tzid] = (min(first, day), max(last, day))
-    for tzid, (first, last) in sorted(spans.items()):
+    for tzid, first, last in _zone_spans(day for vevent in events for day in _zone_days(vevent)):
         cal.add_component(vtimezone(tzid, first, last))
     for vevent in events:
         cal.add_component(vevent)
     return cal
 
 
-def feed(name: str, bookings: Iterable[Booking]) -> bytes:
-    return _with_timezones(_calendar(name), [event(booking) for booking in bookings]).to_ical()
+# --- feeds, from cached VEVENTs -------------------------------------------------------------------------
+#
+# Serialising an event costs icalendar ~0.5 ms, nearly all of a feed's
+# build. Each VEVENT's text is cached under a digest of everything event()
+# reads, so a changed booking, service name, studio name, zone or contact
+# address, site host or sender is a new key (never a stale entry), and a
+# feed where one booking changed re-renders one event. Feeds of every scope
+# show the same staff view of an event, and the key names the studio and the
+# booking, so one feed's entry can only ever stand for that same text.
+EVENT_CACHE_SECONDS = 7 * 24 * 3600  # longer than any calendar's poll interval
+# What a cached entry holds, and the library that wrote it: a new shape or a
+# new icalendar (its folding, its escaping) starts afresh.
+_EVENT_CACHE_VERSION = f"{FORMAT_VERSION}.1.{icalendar.__version__}"
+
+
+@functools.lru_cache(maxsize=256)
+def _zone_data(tzid: str) -> str:
+    """A digest of the zone's compiled rules, found as zoneinfo finds them
+    (TZPATH, then the tzdata package): a tzdata update that moves a wall
+    time, or makes one ambiguous, changes the events' keys. Read once per
+    process, as zoneinfo reads a zone once."""
+    zoneinfo.ZoneInfo(tzid)  # refuses keys that are no zone (and paths)
+    for root in zoneinfo.TZPATH:
+        path = Path(root, tzid)
+        if path.is_file():
+            return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    try:
+        return hashlib.sha256(resources.files("tzdata.zoneinfo").joinpath(tzid).read_bytes()).hexdigest()[:16]
+    except (ModuleNotFoundError, OSError):
+        return ""
+
+
+def _event_keys(bookings: list[Booking]) -> list[str]:
+    """Each booking's cache key. What every event of the feed shares (site
+    host, sender, the studio's key prefix and zone data) is read once: this
+    runs for every event on every build."""
+    host = uid_host()
+    sender = settings.DEFAULT_FROM_EMAIL
+    prefixes: dict[object, str] = {}
+    keys = []
+    for booking in bookings:
+        studio, pk = booking.studio, booking.pk
+        if studio.pk not in prefixes:
+            zone = _zone_data(studio.timezone)
+            prefixes[studio.pk] = studio_cache_key("vevent", _EVENT_CACHE_VERSION, zone, studio=studio)
+        # Strings and ints: their repr is unambiguous, and quick to make.
+        inputs = (
+            host,
+            sender,
+            str(pk),
+            booking.updated_at.isoformat(),
+            booking.sequence,
+            booking.starts_at.isoformat(),
+            booking.ends_at.isoformat(),
+            str(booking.status),  # the value, whether read or just set (an enum)
+            booking.client_name,
+            booking.client_email,
+            booking.client_phone,
+            booking.notes,
+            booking.service.name,
+            studio.name,
+            studio.timezone,
+            studio.contact_email,
+        )
+        digest = hashlib.sha256(repr(inputs).encode()).hexdigest()[:40]
+        keys.append(f"{prefixes[studio.pk]}:{pk}:{digest}")
+    return keys
+
+
+CachedEvent = tuple[bytes, tuple[tuple[str, date], ...]]  # VEVENT text, _zone_days
+
+
+def _cached_events(keys: list[str]) -> dict[str, CachedEvent] | None:
+    """One round trip for every event; None when the cache is unreachable
+    (the feed is then built without it, and nothing is stored)."""
+    try:
+        found = cache.get_many(keys)
+    except CACHE_DOWN as exc:
+        logger.warning("cache unreachable, %d feed events rendered afresh (%s)", len(keys), exc)
+        return None
+    return {key: value for key, value in found.items() if isinstance(value, tuple) and len(value) == 2}
+
+
+def _store_events(rendered: dict[str, CachedEvent]) -> None:
+    try:
+        cache.set_many(rendered, timeout=EVENT_CACHE_SECONDS)
+    except CACHE_DOWN as exc:
+        logger.warning("cache unreachable, %d feed events not stored (%s)", len(rendered), exc)
+
+
+def _render_event(booking: Booking) -> CachedEvent:
+    vevent = event(booking)
+    return vevent.to_ical(), _zone_days(vevent)
+
+
+@functools.lru_cache(maxsize=64)
+def _vtimezone_ical(tzid: str, first_year: int, last_year: int) -> bytes:
+    return vtimezone(tzid, date(first_year, 1, 1), date(last_year, 1, 1)).to_ical()
+
+
+# What a feed's event reads of a booking (event(), _event_keys): loading
+# only these, with the one studio shared, keeps a feed of a thousand
+# bookings from building two thousand studio and service objects.
+EVENT_FIELDS = (
+    "id",
+    "studio_id",
+    "service_id",
+    "service__name",
+    "updated_at",
+    "sequence",
+    "starts_at",
+    "ends_at",
+    "status",
+    "client_name",
+    "client_email",
+    "client_phone",
+    "notes",
+)
+
+
+def feed_rows(bookings: QuerySet[Booking], studio: Studio) -> list[Booking]:
+    """The feed's bookings in order, loaded for feed(): all of them are the
+    studio's (the queryset is studio-scoped), so each shares ``studio``."""
+    rows = list(bookings.select_related("service").only(*EVENT_FIELDS).order_by("starts_at"))
+    for booking in rows:
+        if booking.studio_id != studio.pk:
+            raise ValueError(f"booking {booking.pk} is not {studio}'s")
+        Booking.studio.field.set_cached_value(booking, studio)
+    return rows
+
+
+def feed(name: str, bookings: Iterable[Booking], *, use_cache: bool = True) -> bytes:
+    """The feed: a VCALENDAR, a VTIMEZONE per zone its events name, the
+    events. Byte for byte what icalendar writes for the whole calendar: a
+    component's text is its own lines (folded one by one, CRLF-ended), so
+    the calendar is its header, its components' texts, and its END line."""
+    bookings = list(bookings)
+    if not use_cache:
+        return _with_timezones(_calendar(name), [event(booking) for booking in bookings]).to_ical()
+    keys = _event_keys(bookings)
+    cached = _cached_events(keys)
+    hits = cached or {}
+    rendered = {key: _render_event(booking) for key, booking in zip(keys, bookings, strict=True) if key not in hits}
+    if rendered and cached is not None:  # not when the cache is down: one timeout per fetch is enough
+        _store_events(rendered)
+    texts = [hits.get(key) or rendered[key] for key in keys]
+    end = b"END:VCALENDAR\r\n"
+    parts = [_calendar(name).to_ical().removesuffix(end)]
+    for tzid, first, last in _zone_spans(day for _, zone_days in texts for day in zone_days):
+        parts.append(_vtimezone_ical(tzid, first.year, last.year))
+    parts += [text for text, _ in texts]
+    parts.append(end)
+    return b"".join(parts)
 
 
 def invitation(booking: Booking) -> bytes:

@@ -33,14 +33,14 @@ def calendar_feed(request: HttpRequest, token: str) -> HttpResponse:
         if _not_modified(request, etag, last):
             response = HttpResponseNotModified()
         else:
-            # Rendering a year of events costs ~0.5 ms each (icalendar); the
-            # body is cached under its ETag, so an unchanged feed is built once.
+            # The body is cached under its ETag, so an unchanged feed is built
+            # once; a changed one reuses every unchanged event's cached text
+            # (ics.feed), so one booking's edit re-renders one event.
             key = studio_cache_key("ics", feed.pk, etag.strip('"'))
             # Redis down is a miss (logged): the feed is built, not a 500.
             body = cache_get_or_none(key)
             if body is None:
-                ordered = bookings.select_related("service", "studio").order_by("starts_at")
-                body = ics.feed(f"{feed.studio.name}: {feed.name}", ordered)
+                body = ics.feed(f"{feed.studio.name}: {feed.name}", ics.feed_rows(bookings, feed.studio))
                 cache_set_quietly(key, body, FEED_CACHE_SECONDS)
             response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
             if request.method == "HEAD":

@@ -245,11 +245,17 @@ def session_visitor(request: HttpRequest, gallery_id: Any) -> tuple[Gallery, Vis
     if entry.get("gallery") != str(gallery_id):
         raise SessionRequired()
     with unscoped():  # the session names the gallery; checked against the URL above
-        gallery = Gallery.objects.select_related("studio").filter(pk=gallery_id, studio__is_active=True).first()
-        visitor = Visitor.objects.filter(pk=entry.get("visitor"), gallery_id=gallery_id).first() if gallery else None
-    if gallery is None or visitor is None:
+        # One query for the visitor, its gallery and studio: this runs on
+        # every portal request, the hot photo list included.
+        visitor = (
+            Visitor.objects.select_related("gallery__studio")
+            .filter(pk=entry.get("visitor"), gallery_id=gallery_id, gallery__studio__is_active=True)
+            .first()
+        )
+    if visitor is None:
         leave(request)
         raise SessionRequired()
+    gallery = visitor.gallery
     if entry.get("v") != gallery.access_version:
         leave(request)
         raise SessionRequired("The studio changed this gallery's access. Enter the code again.")

@@ -7,15 +7,29 @@ left. So the pipeline:
 
 1. reads the header only (Pillow, lazy) to reject bad input early: unknown
    formats, a name that lies about the content, decompression bombs;
-2. decodes once with libvips, shrinking on load (JPEG DCT scaling by 2, 4 or 8
-   while the result stays at least as large as the biggest output);
-3. applies the EXIF orientation, converts to 8-bit sRGB, drops all metadata
-   (GPS, camera serials...);
-4. resizes in a cascade, each size from the one above (libvips, bicubic:
-   Lanczos 3 measured 5% more WebP bytes for no visible gain, bicubic matches
-   Pillow's own thumbnail() in bytes and PSNR; see bench/derivatives.py);
-5. encodes WebP with Pillow's libwebp at the effort set by
-   ``DERIVATIVE_WEBP_METHOD`` (the benchmark prints time against bytes).
+2. decodes once with libvips, a JPEG shrinking on load (DCT scaling by 2, 4
+   or 8 while the result stays at least as large as the biggest output) and
+   streaming straight into the resize to the large size, so the shrunk
+   frame is never held whole;
+3. applies the EXIF orientation to that large image, the smallest one every
+   size is cut from (turning a 3000x2000 decode costs twice as much); a
+   JPEG's rotation no longer forces a random-access decode either;
+4. converts to 8-bit sRGB, on the large image too, and not at all when the
+   embedded profile is sRGB already (most camera files: colour.is_srgb);
+   drops all metadata (GPS, camera serials...);
+5. resizes in a cascade, each size from the one above (libvips; bicubic to
+   the large, Mitchell below it: Lanczos 3 measured 5-20% more WebP bytes for
+   no visible gain, and these match or beat naive Pillow's bytes at equal
+   PSNR; see bench/derivatives.py), to sizes computed from the original's
+   aspect ratio (:func:`fit`);
+6. encodes WebP with Pillow's libwebp at the effort set by
+   ``DERIVATIVE_WEBP_METHOD`` (the benchmark prints time against bytes):
+   libvips' own WebP encoder makes the same bytes 10-15% slower. Each
+   size is copied out of libvips once, and that copy feeds both Pillow and
+   the next resize.
+
+Other formats, and JPEGs that are not 8-bit grey or RGB (CMYK...), take the
+general path: decode, orient and convert first, then the cascade.
 
 Bad input ends as :class:`ImageRejected` with a reason a person can act on,
 before memory is spent where possible: a JPEG whose data is shorter than its
@@ -52,6 +66,17 @@ Image.MAX_IMAGE_PIXELS = None
 os.environ.setdefault("VIPS_CONCURRENCY", "1")
 import pyvips  # noqa: E402
 
+# The environment only counts if libvips was not started before this
+# module (another import, a shell): say it again. Two worker processes on two
+# cores then scale (bench/derivatives.py --procs).
+try:
+    pyvips.concurrency_set(max(1, int(os.environ["VIPS_CONCURRENCY"])))
+except ValueError:  # not a number: libvips ignores it too
+    pyvips.concurrency_set(1)
+# Every upload is a new file, so libvips' operation cache only holds memory
+# and could hand back a stale decode if a temporary file name came back.
+pyvips.cache_set_max(0)
+
 try:  # optional: an install without it refuses HEIC with a clear reason
     import pillow_heif
 except ImportError:  # pragma: no cover - pinned in requirements/base.txt
@@ -64,6 +89,11 @@ HEIC_UNSUPPORTED = (
 
 SIZES: tuple[tuple[str, int], ...] = (("large", 2048), ("medium", 1024), ("thumb", 400))
 RESIZE_KERNEL = "cubic"
+# The medium and thumb come from the size above in a cascade: there Mitchell
+# gives 4-10% fewer WebP bytes than Catmull-Rom cubic at the same PSNR
+# against an exact reference (bench/derivatives.py, "bytes at naive's PSNR"),
+# while cubic left the thumb 2-4% above naive Pillow's.
+CASCADE_KERNEL = "mitchell"
 
 # Format -> (mime types, file extensions that may carry it). The first of
 # each is what we store under.
@@ -378,9 +408,20 @@ def _ended_early(error: pyvips.Error) -> bool:
     return "premature end" in message or "truncat" in message or "end of" in message
 
 
-def _to_pillow(image: pyvips.Image) -> Image.Image:
+def _to_pillow(image: pyvips.Image, data: bytes | None = None) -> Image.Image:
+    """Pillow's view of a libvips image; ``data``, when given, is that image
+    already in memory (from :func:`_materialise`), not copied again."""
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[image.bands]
-    return Image.frombuffer(mode, (image.width, image.height), image.write_to_memory(), "raw", mode, 0, 1)
+    if data is None:
+        data = image.write_to_memory()
+    return Image.frombuffer(mode, (image.width, image.height), data, "raw", mode, 0, 1)
+
+
+def _materialise(image: pyvips.Image) -> tuple[pyvips.Image, bytes]:
+    """Run the pipeline once into bytes, and a libvips image over those same
+    bytes: the next resize reads them, and so does Pillow's encoder."""
+    data = image.write_to_memory()
+    return pyvips.Image.new_from_memory(data, image.width, image.height, image.bands, image.format), data
 
 
 def encode_webp(image: Image.Image, *, quality: int, method: int) -> bytes:
@@ -391,16 +432,95 @@ def encode_webp(image: Image.Image, *, quality: int, method: int) -> bytes:
     return out.getvalue()
 
 
-def resize_cascade(image: pyvips.Image) -> list[tuple[str, pyvips.Image]]:
-    """Each size from the one above, never upscaling."""
+def fit(width: int, height: int, edge: int) -> tuple[int, int]:
+    """A derivative's size: the long edge at ``edge`` (never upscaled), the
+    short one in proportion, rounded half up, from the original's own size.
+    Computed once here, so neither the DCT scale a JPEG was decoded at nor
+    the cascade's own rounding can move a size by a pixel."""
+    long_edge = max(width, height)
+    if long_edge <= edge:
+        return width, height
+    scale = edge / long_edge
+    return max(1, math.floor(width * scale + 0.5)), max(1, math.floor(height * scale + 0.5))
+
+
+def _resize_to(image: pyvips.Image, width: int, height: int, kernel: str = RESIZE_KERNEL) -> pyvips.Image:
+    if (image.width, image.height) == (width, height):
+        return image
+    # Per-axis scales land on exactly (width, height): libvips rounds
+    # width * (w / width) to w however the division rounded.
+    return image.resize(width / image.width, vscale=height / image.height, kernel=kernel)
+
+
+def resize_cascade(
+    image: pyvips.Image, *, source_size: tuple[int, int] | None = None
+) -> list[tuple[str, pyvips.Image]]:
+    """Each size from the one above, never upscaling. ``source_size`` is the
+    original's displayed size when ``image`` was decoded smaller."""
+    width, height = source_size or (image.width, image.height)
     steps = []
     current = image
     for name, edge in SIZES:
-        scale = edge / max(current.width, current.height)
-        if scale < 1:
+        target = fit(width, height, edge)
+        if target != (current.width, current.height):
             # Materialise: the next step reads it again (notes, pitfall 3).
-            current = current.resize(scale, kernel=RESIZE_KERNEL).copy_memory()
+            kernel = RESIZE_KERNEL if current is image else CASCADE_KERNEL
+            current = _resize_to(current, *target, kernel).copy_memory()
         steps.append((name, current))
+    return steps
+
+
+def _fast_jpeg(path: str, info: ImageInfo, fail_on: str) -> pyvips.Image | None:
+    """A JPEG as its large derivative: decoded shrunk, in order, straight
+    into the resize, then oriented and converted at that size. ``None`` when
+    the file needs the general path (CMYK, a grey or CMYK profile...)."""
+    long_edge = max(info.width, info.height)
+    image = pyvips.Image.new_from_file(
+        path, access="sequential", fail_on=fail_on, shrink=_jpeg_shrink(long_edge, SIZES[0][1])
+    )
+    if image.format != "uchar" or (image.bands, image.interpretation) not in ((3, "srgb"), (1, "b-w")):
+        return None
+    profile = image.get("icc-profile-data") if image.get_typeof("icc-profile-data") else None
+    if profile is None and info.adobe_rgb and image.bands == 3:
+        profile = colour.adobe_rgb_profile()
+    if profile is not None and image.bands != 3:
+        return None  # a grey profile: the general path converts it
+    if profile is not None and colour.is_srgb(profile):
+        profile = None
+    width, height = fit(info.width, info.height, SIZES[0][1])
+    if info.orientation in (5, 6, 7, 8):  # stored on its side
+        width, height = height, width
+    image = _resize_to(image, width, height)
+    if info.orientation not in (1, 2):
+        # Turning reads the image column-wise or bottom-up: from memory,
+        # not from a decoder that goes top to bottom once (notes, pitfall 3).
+        # Upright, the decode streams on into the copy _derive makes.
+        image = image.copy_memory()
+    # Ours, not libvips' own reading of the tag: the size recorded was
+    # chosen for this orientation. (copy(): metadata only, never the pixels.)
+    image = image.copy()
+    image.set_type(pyvips.GValue.gint_type, "orientation", info.orientation)
+    image = image.autorot().copy()
+    if profile is not None:
+        image.set_type(pyvips.GValue.blob_type, "icc-profile-data", profile)
+        image = image.icc_transform("srgb", embedded=True, intent="perceptual")
+    return image
+
+
+def _derive(path: str, info: ImageInfo, fail_on: str) -> list[tuple[str, pyvips.Image, bytes]]:
+    """Every size, each as a libvips image and its pixels in memory."""
+    large = _fast_jpeg(path, info, fail_on) if info.format == "JPEG" else None
+    if large is None:
+        large = decode(path, info, SIZES[0][1], fail_on=fail_on)
+    source_size = (info.width, info.height) if info.format == "JPEG" else (large.width, large.height)
+    steps = []
+    current, data = None, b""
+    for name, edge in SIZES:
+        target = fit(*source_size, edge)
+        if current is None or target != (current.width, current.height):
+            kernel = RESIZE_KERNEL if current is None else CASCADE_KERNEL
+            current, data = _materialise(_resize_to(current or large, *target, kernel))
+        steps.append((name, current, data))
     return steps
 
 
@@ -418,14 +538,14 @@ def make_derivatives(
         try:
             # Strict first: libjpeg only warns when the data ends before the
             # frame does, and fills the rest with grey.
-            steps = resize_cascade(decode(path, info, SIZES[0][1], fail_on="warning"))
+            steps = _derive(path, info, fail_on="warning")
         except pyvips.Error as exc:
             if _ended_early(exc):
                 raise
             # Other warnings ("extraneous bytes before marker"...) are common
             # in camera files and harmless: decode again, refusing only
             # truncation.
-            steps = resize_cascade(decode(path, info, SIZES[0][1], fail_on="truncated"))
+            steps = _derive(path, info, fail_on="truncated")
     except pyvips.Error as exc:
         if _ended_early(exc):
             raise ImageRejected("The file is truncated: the upload did not finish. Upload it again.") from exc
@@ -435,7 +555,7 @@ def make_derivatives(
     except (OSError, ValueError, SyntaxError) as exc:  # pillow-heif's decoding errors
         raise ImageRejected("The image is damaged and cannot be decoded.") from exc
     derivatives = []
-    for name, image in steps:
-        data = encode_webp(_to_pillow(image), quality=quality, method=method)
-        derivatives.append(Derivative(name, image.width, image.height, data))
+    for name, image, pixels in steps:
+        webp = encode_webp(_to_pillow(image, pixels), quality=quality, method=method)
+        derivatives.append(Derivative(name, image.width, image.height, webp))
     return info, derivatives

@@ -56,6 +56,13 @@ class StorageError(Unavailable):
 class ObjectInfo:
     size: int
     content_type: str
+    # S3's entity tag: the copy after a check names it, so the bytes copied
+    # are the bytes checked (empty on the local filesystem).
+    etag: str = ""
+
+
+class ObjectChanged(Exception):
+    """A conditional copy found the source replaced since it was read."""
 
 
 @dataclass(frozen=True)
@@ -113,9 +120,10 @@ class MediaStore:
     def put(self, key: str, data: bytes, content_type: str) -> None:
         raise NotImplementedError
 
-    def copy(self, source: str, target: str) -> None:
+    def copy(self, source: str, target: str, *, if_match: str = "") -> None:
         """Copy an object to another key, its type kept (delete the source in
-        bulk afterwards: one call per thousand keys on S3)."""
+        bulk afterwards: one call per thousand keys on S3). With ``if_match``
+        (an ETag) raise ObjectChanged if the source is no longer that object."""
         raise NotImplementedError
 
     def delete(self, keys: list[str]) -> None:
@@ -173,6 +181,8 @@ class S3MediaStore(MediaStore):
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             if code in ("404", "NoSuchKey", "NotFound"):
                 raise FileNotFoundError(key) from exc
+            if code in ("PreconditionFailed", "412") or status == 412:
+                raise ObjectChanged(key) from exc
             if status >= 500 or code in ("SlowDown", "RequestTimeout", "Throttling"):
                 raise StorageError(f"S3 {what} failed: {code}") from exc
             raise
@@ -221,7 +231,7 @@ class S3MediaStore(MediaStore):
             head = response["Body"].read()
         total = response.get("ContentRange", "").rpartition("/")[2]
         size = int(total) if total.isdigit() else response["ContentLength"]
-        return ObjectInfo(size=size, content_type=response.get("ContentType", "")), head
+        return ObjectInfo(size=size, content_type=response.get("ContentType", ""), etag=response.get("ETag", "")), head
 
     def download(self, key: str, fileobj: IO[bytes]) -> str:
         writer = _HashingWriter(fileobj)
@@ -241,16 +251,25 @@ class S3MediaStore(MediaStore):
             CacheControl="private, max-age=31536000, immutable",
         )
 
-    def copy(self, source: str, target: str) -> None:
+    def copy(self, source: str, target: str, *, if_match: str = "") -> None:
         # CopyObject handles objects up to 5 GB in one call; originals are
         # capped far below (UPLOAD_MAX_BYTES). Server-side: no bytes travel.
-        self._call(
+        condition = {"CopySourceIfMatch": if_match} if if_match else {}
+        answer = self._call(
             "copy_object",
             Bucket=self.bucket,
             Key=target,
             CopySource={"Bucket": self.bucket, "Key": source},
             MetadataDirective="COPY",
+            **condition,
         )
+        # S3 refuses the copy itself (412); endpoints that ignore the
+        # condition are caught by the copy's own ETag (an MD5 for objects
+        # posted in one part, as uploads are), and the copy is undone.
+        copied = answer.get("CopyObjectResult", {}).get("ETag", "")
+        if if_match and copied and copied != if_match:
+            self.delete([target])
+            raise ObjectChanged(source)
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys at most
@@ -390,7 +409,7 @@ class LocalMediaStore(MediaStore):
         tmp.write_bytes(data)
         tmp.replace(path)  # atomic: a reader never sees half a file
 
-    def copy(self, source: str, target: str) -> None:
+    def copy(self, source: str, target: str, *, if_match: str = "") -> None:
         # A hard link: no bytes copied, and deleting the source name later
         # leaves the target whole. Atomic through a temporary name.
         src, dst = self._path(source), self._path(target)

@@ -974,3 +974,37 @@ def test_delete_objects_retries_keys_s3_failed_to_delete(s3, studio, settings, f
     assert flaky.delete_errored == 1
     assert not s3.exists(key), "S3 said it could not delete the key, and nobody tried again"
     assert result.successful() and result.get() == 1
+
+
+# --- a second POST between the check and the copy ---------------------------------------------------------
+
+
+def test_a_file_replaced_between_check_and_copy_is_refused_not_copied(
+    s3, studio, owner, client_for, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The upload target stays valid for minutes: bytes posted again after
+    complete read them must not become the original unchecked. The copy
+    names the ETag that was checked, and S3 refuses it otherwise."""
+    from galleries.services import uploads
+
+    client = client_for(owner)
+    gallery = make_gallery(studio)
+    data = jpeg(64, 48)
+    presigned = presign(client, studio, gallery, [("a.jpg", len(data), "image/jpeg")])
+    target = presigned["targets"][0]
+    post_file(s3, target, data)
+    checked = uploads._problem
+
+    def swap_after_check(asset: Any, info: Any, head: bytes) -> Any:
+        verdict = checked(asset, info, head)
+        # Same size and type, as the target's policy demands, other bytes.
+        s3.client.put_object(Bucket=BUCKET, Key=asset.upload_key, Body=b"\x00" * len(data), ContentType="image/jpeg")
+        return verdict
+
+    monkeypatch.setattr(uploads, "_problem", swap_after_check)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = complete(client, studio, gallery, presigned["batch"])
+    asset = get_asset(studio, target["asset"])
+    assert asset.status == AssetStatus.FAILED, result
+    assert "replaced while it was being checked" in asset.failure_reason
+    assert asset.storage_key not in s3.keys(prefix_of(gallery))

@@ -502,12 +502,12 @@ def test_upload_complete_checks_storage_with_no_transaction_open(monkeypatch):
     real_peek, real_copy = LocalMediaStore.peek, LocalMediaStore.copy
 
     def watched(name: str, real: Any) -> Any:
-        def call(self: Any, key: str, *args: Any) -> Any:
+        def call(self: Any, key: str, *args: Any, **kwargs: Any) -> Any:
             # Upload keys are "<asset id>-<random>.<ext>": the asset's row is the one to probe.
             asset_id = key.rsplit("/", 1)[-1][:36]
             locked = connection.vendor == "postgresql" and _locked_elsewhere(Asset, asset_id, studio)
             seen.append((name, request_connection.in_atomic_block, locked))
-            return real(self, key, *args)
+            return real(self, key, *args, **kwargs)
 
         return call
 

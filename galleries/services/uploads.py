@@ -3,7 +3,7 @@ quota), checking what arrived, and cleaning up what never did."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,7 @@ from galleries.models import Asset, AssetStatus, Gallery, UploadBatch
 from galleries.selectors import derivative_estimate, storage_usage
 from galleries.services.effects import asset_keys, delete_objects_on_commit, queue_derivatives
 from galleries.services.processing import tell_uploader_when_batch_settles
-from galleries.storage import media_store, original_key, upload_key
+from galleries.storage import ObjectChanged, media_store, original_key, upload_key
 from studio.auditing import Action, audit_record
 from studio.errors import DomainError
 from studio.models import Studio
@@ -151,7 +151,12 @@ def _check_uploaded(store: Any, asset: Asset) -> str | None:
         return "missing"
     info, head = peeked
     problem = _problem(asset, info, head)
-    store.copy(asset.upload_key, asset.storage_key)
+    try:
+        # The target stays valid for minutes after the upload: a second POST
+        # between the check and the copy must not slip unchecked bytes in.
+        store.copy(asset.upload_key, asset.storage_key, if_match=info.etag)
+    except ObjectChanged:
+        return "The file was replaced while it was being checked: upload it again."
     return problem
 
 
@@ -168,28 +173,50 @@ def _problem(asset: Asset, info: Any, head: bytes) -> str | None:
     return None
 
 
-# Storage checks run side by side: each is two round trips (HEAD, then the
-# first bytes). Below botocore's default pool of 10 connections.
+# Storage checks run side by side: each is two round trips (the first bytes
+# with the size and type, then the copy). Never more than the S3 client's
+# connection pool (botocore's default is 10): a thread beyond it would open
+# a connection per call and throw it away.
 CHECK_CONCURRENCY = 8
 
 
-def upload_complete(*, batch: UploadBatch, asset_ids: list[Any] | None = None) -> CompleteResult:
-    """Check each uploaded object (HEAD, then its first bytes); delete the ones
-    that break the rules; queue derivatives for the rest.
+def _check_concurrency(store: Any, files: int) -> int:
+    client = getattr(store, "client", None)  # S3: one boto3 client, thread-safe, shared by the threads
+    pool = client.meta.config.max_pool_connections if client is not None else CHECK_CONCURRENCY
+    return max(1, min(CHECK_CONCURRENCY, pool, files))
 
-    The storage checks run first, outside any transaction: no row is locked
-    while we wait on the network. The results are then recorded in one short
-    transaction, for the photos still awaiting upload (a racing call to
-    complete may have recorded some meanwhile: it wins, ours are skipped)."""
+
+def _check_all(store: Any, assets: list[Asset]) -> dict[Any, str | None]:
+    """Each asset's problem (None, "missing" or why not), the checks run
+    side by side. The first check to raise (storage down) cancels those not
+    started and is raised: one at a time, the first failure ended the call
+    too, and 500 files must not each wait out the timeouts before the 503."""
+    problems: dict[Any, str | None] = {}
+    pool = ThreadPoolExecutor(max_workers=_check_concurrency(store, len(assets)), thread_name_prefix="upload-check")
+    try:
+        futures = {pool.submit(_check_uploaded, store, asset): asset.pk for asset in assets}
+        for future in as_completed(futures):
+            problems[futures[future]] = future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return problems
+
+
+def upload_complete(*, batch: UploadBatch, asset_ids: list[Any] | None = None) -> CompleteResult:
+    """Check each uploaded object (its size, type and first bytes in one
+    ranged GET) and copy it to the original's key; fail the ones that break
+    the rules; queue derivatives for the rest.
+
+    The storage checks run first, side by side (_check_all) and outside any
+    transaction: no row is locked while we wait on the network. The results
+    are then recorded in one short transaction, for the photos still awaiting
+    upload (a racing call to complete may have recorded some meanwhile: it
+    wins, ours are skipped)."""
     candidates = Asset.objects.filter(batch=batch, status=AssetStatus.AWAITING_UPLOAD)
     if asset_ids is not None:
         candidates = candidates.filter(pk__in=asset_ids)
     candidates = list(candidates)
-    store = media_store()
-    with ThreadPoolExecutor(max_workers=max(1, min(CHECK_CONCURRENCY, len(candidates)))) as pool:
-        problems = dict(
-            zip([a.pk for a in candidates], pool.map(lambda a: _check_uploaded(store, a), candidates), strict=True)
-        )
+    problems = _check_all(media_store(), candidates)
     with transaction.atomic():
         result = _record_completion(batch, problems)
         # The one-time keys were copied: they go after commit, in bulk.
