@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from galleries import selectors
 from galleries.models import Asset
+from studio import context
 from studio.tenancy import studio_scope
 from tests import factories
 from tests.gallery_helpers import gallery_url
@@ -112,3 +113,26 @@ def test_viewers_cannot_delete_restore_or_purge(studio, client_for, django_captu
     other = factories.studio()
     outsider = client_for(factories.member(other, role=Role.OWNER))
     assert outsider.post(gallery_url(studio, gallery, f"assets/{asset.pk}/restore/")).status_code == 404
+
+
+def test_a_photo_binned_while_its_previews_are_made_stays_in_the_bin(studio, staff, monkeypatch):
+    """Processing read the row before the job ran; writing it back whole
+    would take the photo out of the bin (and undo a client's trash or a
+    sweep's count). It writes only what it owns."""
+    from galleries import imaging
+    from galleries.services import processing
+
+    gallery = factories.gallery(studio)
+    asset = factories.ready_asset(studio, gallery)
+    real = imaging.make_derivatives
+
+    def binned_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        with studio_scope(studio):
+            Asset.objects.filter(pk=asset.pk).update(deleted_at=asset.created_at, trashed_at=asset.created_at)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(imaging, "make_derivatives", binned_meanwhile)
+    with studio_scope(studio), context.acting_as(factories.TEST_ACTOR):
+        processing.asset_process(asset_id=asset.pk, force=True)
+        fresh = Asset.with_deleted.get(pk=asset.pk)
+    assert fresh.status == "ready" and fresh.deleted_at is not None and fresh.trashed_at is not None

@@ -172,7 +172,23 @@ def _process(asset: Asset, written: list[str]) -> Asset:
     asset.status, asset.failure_reason = AssetStatus.READY, ""
     try:
         with transaction.atomic():
-            asset.save()
+            # Only what processing owns: the row was read before the job ran,
+            # and meanwhile staff may have put the photo in the bin, the
+            # client trashed or reordered it, or the sweeper counted a sweep.
+            asset.save(
+                update_fields=[
+                    "sha256",
+                    "width",
+                    "height",
+                    "orientation",
+                    "captured_at",
+                    "derivatives",
+                    "derivative_bytes",
+                    "status",
+                    "failure_reason",
+                    "updated_at",
+                ]
+            )
             audit_record(
                 action=Action.ASSET_PROCESSED,
                 target=asset,
