@@ -686,3 +686,177 @@ class ExportAdmin(ReadOnlyStudioModelAdmin):
             kwargs={"studio_slug": export.studio.slug, "gallery_pk": export.gallery_id, "pk": export.pk},
         )
         return format_html('<a href="{}" download>Download {}</a>', url, export.filename or "the file")
+
+
+# --- People in photos (issue 13) ----------------------------------------------------------------------
+
+from galleries.models import Face, Person  # noqa: E402 - appended section, kept together
+from galleries.services import faces as face_services  # noqa: E402
+from galleries.services import persons as person_services  # noqa: E402
+
+PERSON_PHOTOS_SHOWN = 120
+
+
+def face_thumb_tag(face: Face | None, height: int = 64) -> str:
+    if face is None:
+        return "–"
+    url = reverse(
+        "api:gallery-face-thumb",
+        kwargs={"studio_slug": face.studio.slug, "gallery_pk": face.gallery_id, "pk": face.pk},
+    )
+    return format_html('<img src="{}" height="{}" width="{}" alt="" loading="lazy">', url, height, height)
+
+
+def faces_panel(studio: Any) -> str:
+    """On the studio's page: whether people in photos is on, and how much it holds."""
+    if not studio.faces_enabled:
+        return "Off. Turn it on from a gallery's actions (“People in photos: on”); clients see the consent text."
+    with studio_scope_of(studio):
+        faces_n, persons_n = Face.objects.count(), Person.objects.count()
+    return format_html("On: {} faces in {} people. Consent text: “{}”", faces_n, persons_n, studio.faces_consent_text)
+
+
+def studio_scope_of(studio: Any) -> Any:
+    from studio.tenancy import studio_scope
+
+    return studio_scope(studio)
+
+
+register_studio_panel("People in photos", faces_panel)
+
+DEFAULT_CONSENT = (
+    "To find your photos, your selfie is compared with the faces in this gallery, then discarded: "
+    "it is never stored. You can use the gallery without it."
+)
+
+
+@admin.action(description="People in photos: on (studio and these galleries)")
+def faces_on(modeladmin: Any, request: HttpRequest, queryset: QuerySet) -> None:
+    galleries = list(queryset)
+    with transaction.atomic():
+        studio = galleries[0].studio if galleries else None
+        if studio is not None and not studio.faces_enabled:
+            face_services.studio_faces_enable(studio=studio, consent_text=DEFAULT_CONSENT)
+        for gallery in galleries:
+            gallery.studio = studio
+            face_services.gallery_faces_set(gallery=gallery, faces_enabled=True)
+    messages.success(request, f"People in photos is on for {len(galleries)} galleries; their photos are being scanned.")
+
+
+@admin.action(description="People in photos: off (deletes these galleries' faces)")
+def faces_off(modeladmin: Any, request: HttpRequest, queryset: QuerySet) -> None:
+    with transaction.atomic():
+        for gallery in queryset:
+            face_services.gallery_faces_set(gallery=gallery, faces_enabled=False)
+    messages.success(request, "People in photos is off for those galleries; their faces are deleted.")
+
+
+@admin.action(description="“Find me” for clients: on")
+def find_me_on(modeladmin: Any, request: HttpRequest, queryset: QuerySet) -> None:
+    try:
+        with transaction.atomic():
+            for gallery in queryset:
+                face_services.gallery_faces_set(gallery=gallery, faces_enabled=True, find_me_enabled=True)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return
+    messages.success(request, "Clients of those galleries can now search with a selfie.")
+
+
+@admin.action(description="People in photos: off for the WHOLE studio (deletes every face)")
+def faces_off_studio(modeladmin: Any, request: HttpRequest, queryset: QuerySet) -> None:
+    if not has_scope(request, "gallery:admin"):
+        raise PermissionDenied
+    studio = queryset.first().studio if queryset.exists() else None
+    if studio is not None:
+        counts = face_services.studio_faces_disable(studio=studio)
+        messages.success(
+            request, f"Off for the studio: {counts['faces']} faces and {counts['persons']} people deleted."
+        )
+
+
+GalleryAdmin.actions = [*GalleryAdmin.actions, faces_on, find_me_on, faces_off, faces_off_studio]
+
+
+class PersonForm(forms.ModelForm):
+    class Meta:
+        model = Person
+        fields = ["name", "hidden"]
+
+
+@admin.register(Person)
+class PersonAdmin(StudioModelAdmin):
+    """A gallery's people: filter by gallery; the change page shows every
+    photo they are in. Edits go through the persons service (audited)."""
+
+    form = PersonForm
+    read_scope = "gallery:read"
+    write_scope = "gallery:write"
+    list_display = ["cover_crop", "label", "gallery", "face_count", "photo_count", "hidden"]
+    list_display_links = ["cover_crop", "label"]
+    list_filter = ["hidden"]
+    search_fields = ["name", "gallery__title"]
+    readonly_fields = ["gallery", "cover_crop", "face_count", "photos"]
+    actions = ["merge_selected", "hide_selected"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # persons come from the photos
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        live = Q(faces__asset__deleted_at=None)
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("gallery", "cover__studio")
+            .annotate(n_photos=Count("faces__asset", filter=live, distinct=True))
+        )
+
+    @admin.display(description="")
+    def cover_crop(self, person: Person) -> str:
+        return face_thumb_tag(person.cover)
+
+    @admin.display(description="Name")
+    def label(self, person: Person) -> str:
+        return str(person)
+
+    @admin.display(description="Photos", ordering="n_photos")
+    def photo_count(self, person: Person) -> int:
+        return person.n_photos
+
+    @admin.display(description="Their photos")
+    def photos(self, person: Person) -> str:
+        assets = (
+            Asset.objects.filter(pk__in=Face.objects.filter(person=person).values("asset_id"))
+            .select_related("studio")
+            .order_by("sort_order", "created_at")[:PERSON_PHOTOS_SHOWN]
+        )
+        return format_html_join(" ", "{}", ((thumb_tag(asset, 96),) for asset in assets)) or "–"
+
+    def save_model(self, request: HttpRequest, obj: Person, form: Any, change: bool) -> None:
+        fresh = Person.objects.get(pk=obj.pk)
+        person_services.person_update(person=fresh, name=obj.name, hidden=obj.hidden)
+
+    def delete_model(self, request: HttpRequest, obj: Person) -> None:
+        raise PermissionDenied  # hide instead: faces would only come back as a new person
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Merge the selected people into the most photographed one")
+    def merge_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        persons = sorted(queryset, key=lambda p: -p.face_count)
+        if len({p.gallery_id for p in persons}) != 1 or len(persons) < 2:
+            messages.error(request, "Choose two or more people of one gallery.")
+            return
+        with transaction.atomic():
+            into = persons[0]
+            for person in persons[1:]:
+                into = person_services.person_merge(person=person, into=into)
+        messages.success(request, f"Merged {len(persons)} people into {into}.")
+
+    @admin.action(description="Hide the selected people")
+    def hide_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        with transaction.atomic():
+            for person in queryset:
+                person_services.person_update(person=person, hidden=True)
+        messages.success(request, "Hidden: kept for grouping, not offered to clients.")

@@ -8,6 +8,7 @@ from typing import Any
 import django_filters
 from django.db.models import Q, QuerySet
 
+from galleries.face_search import person_asset_ids
 from galleries.models import Asset, AssetStatus, Gallery, GalleryStatus, Visibility
 
 
@@ -33,9 +34,17 @@ class StaffAssetFilterSet(django_filters.FilterSet):
         method="filter_in_bin", label="Photos staff deleted, kept until purged (default: false)"
     )
 
+    person = django_filters.UUIDFilter(method="filter_person", label="Photos with this person (people in photos)")
+
     class Meta:
         model = Asset
-        fields = ["status", "trashed", "in_bin"]
+        fields = ["status", "trashed", "in_bin", "person"]
+
+    def filter_person(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
+        # A subquery, not a join: no duplicate rows, no DISTINCT, and it
+        # composes with every other filter and the lean list path.
+        view = self.request.parser_context["view"]
+        return queryset.filter(pk__in=person_asset_ids(view.gallery, value))
 
     def filter_in_bin(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
         return queryset  # the view reads the bin through Asset.with_deleted (AssetViewSet.tenant_manager)
@@ -46,10 +55,28 @@ class PortalAssetFilterSet(django_filters.FilterSet):
     unrated = django_filters.BooleanFilter(field_name="my_stars", lookup_expr="isnull", label="Not rated by you")
     folder = django_filters.UUIDFilter(method="filter_folder", label="In this folder (one you see)")
     trashed = django_filters.BooleanFilter(method="filter_trashed", label="In the trash (default: false)")
+    person = django_filters.UUIDFilter(method="filter_person", label="Photos with this person")
+    find_me = django_filters.CharFilter(method="filter_find_me", label='Your "find me" results (the key it gave)')
 
     class Meta:
         model = Asset
-        fields = ["min_stars", "unrated", "folder", "trashed"]
+        fields = ["min_stars", "unrated", "folder", "trashed", "person", "find_me"]
+
+    def filter_person(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
+        # Persons staff hid are not offered to clients.
+        view = self.request.parser_context["view"]
+        if not view.gallery.faces_enabled:
+            return queryset.none()
+        return queryset.filter(pk__in=person_asset_ids(view.gallery, value, visible_only=True))
+
+    def filter_find_me(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        # The photo ids of this visitor's last search, minus "not me", kept
+        # in their portal session (galleries.api.face_views.FindMeView).
+        view = self.request.parser_context["view"]
+        state = self.request._request.session.get(f"find_me:{view.gallery.pk}") or {}
+        if not value or state.get("key") != value:
+            return queryset.none()
+        return queryset.filter(pk__in=state.get("assets", []))
 
     def filter_folder(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
         # Only among the folders the visitor sees: another visitor's private

@@ -67,6 +67,15 @@ class Gallery(StudioOwnedModel, TimestampedModel):
     # Bumped by unpublishing and by rotating the code: every visitor session
     # and media link issued before carries the old value and stops working.
     access_version = models.PositiveIntegerField(default=1)
+    # People in photos, per gallery, once the studio turned it on. Changed
+    # only through galleries.services.faces (turning it off deletes faces).
+    faces_enabled = models.BooleanField(default=False, help_text="Group the faces in this gallery's photos.")
+    find_me_enabled = models.BooleanField(
+        default=False, help_text='Clients may search the gallery with a selfie ("find me").'
+    )
+    # Bumped in the transaction that changes any face or person of the
+    # gallery: the search matrix cached per gallery is keyed by it.
+    faces_version = models.PositiveIntegerField(default=0)
 
     # What staff edit with gallery:write (API, admin, audit snapshots), listed
     # once. The code, the PIN and opening the gallery (visibility) need
@@ -444,3 +453,90 @@ class PendingDeletion(StudioOwnedModel, TimestampedModel):
 
     def __str__(self) -> str:
         return f"{len(self.keys)} objects of studio {self.studio_id}"
+
+
+# --- People in photos (issue 13) -------------------------------------------------------------
+
+
+class FaceScanStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class FaceScan(StudioOwnedModel, TimestampedModel):
+    """Face detection of one photo: whether it ran and why not. A row of its
+    own, not columns on Asset, so the photo's life (and its list queries)
+    know nothing about faces. ``pending`` always ends: the task ends it done
+    or failed with a reason, and galleries.sweep_face_scans queues lost jobs
+    again, then fails them after FACES_MAX_SWEEPS."""
+
+    studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="+")
+    asset = models.OneToOneField(Asset, on_delete=models.CASCADE, related_name="face_scan")
+    status = models.CharField(max_length=10, choices=FaceScanStatus.choices, default=FaceScanStatus.PENDING)
+    reason = models.CharField(max_length=300, blank=True)
+    # When the job reached the broker; empty while it never did.
+    queued_at = models.DateTimeField(null=True, blank=True)
+    sweeps = models.PositiveSmallIntegerField(default=0)
+    face_count = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["updated_at"], condition=Q(status="pending"), name="face_scan_pending")]
+
+    def __str__(self) -> str:
+        return f"Faces of {self.asset_id}: {self.status}"
+
+
+class Person(StudioOwnedModel, TimestampedModel):
+    """A cluster of faces in one gallery, named (or not) by staff."""
+
+    studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="+")
+    gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="persons")
+    name = models.CharField(max_length=200, blank=True)
+    # Hidden: kept (new faces still join it, so they do not reappear as a
+    # new person), but not offered to clients and listed last.
+    hidden = models.BooleanField(default=False)
+    cover = models.ForeignKey("Face", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # Mean descriptor (512 float32 bytes) and how many faces it averages, so a
+    # merge updates it without reading the faces (galleries.faces.merge_centroids).
+    centroid = models.BinaryField(max_length=512)
+    face_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["hidden", "-face_count", "created_at"]
+        verbose_name_plural = "people"
+
+    def __str__(self) -> str:
+        return self.name or f"Person {str(self.pk)[-6:]}"
+
+
+class Face(StudioOwnedModel, TimestampedModel):
+    """One face found in one photo. The descriptor is biometric data: it
+    exists only while the studio and the gallery have faces on."""
+
+    studio = models.ForeignKey("studio.Studio", on_delete=models.CASCADE, related_name="+")
+    # The gallery, denormalised from the asset: search loads a gallery's
+    # descriptors in one indexed read, without joining the photos.
+    gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="faces")
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="faces")
+    person = models.ForeignKey(Person, on_delete=models.SET_NULL, null=True, blank=True, related_name="faces")
+    # Position in the photo, largest first; fixes the crop's storage key, so
+    # a rerun overwrites rather than adds.
+    index = models.PositiveSmallIntegerField()
+    left = models.PositiveIntegerField()
+    top = models.PositiveIntegerField()
+    right = models.PositiveIntegerField()
+    bottom = models.PositiveIntegerField()
+    score = models.FloatField(help_text="Detector confidence (HOG margin).")
+    quality = models.FloatField(help_text="0-1: size x sharpness x pose; ranks cover faces.")
+    descriptor = models.BinaryField(max_length=512)
+    thumb_key = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["asset", "index"]
+        constraints = [models.UniqueConstraint(fields=["asset", "index"], name="face_unique_index_per_asset")]
+        indexes = [models.Index(fields=["gallery", "person"], name="face_gallery_person")]
+
+    def __str__(self) -> str:
+        return f"Face {self.index} of {self.asset_id}"

@@ -122,6 +122,48 @@ def sweep_stuck_assets() -> int:
 
 
 @studio_task(
+    name="galleries.detect_faces",
+    soft_time_limit=settings.FACES_SOFT_TIME_LIMIT,
+    time_limit=settings.FACES_TIME_LIMIT,
+    **_RETRY,
+)
+def detect_faces(studio: Any, asset_id: str) -> str | None:
+    """People in photos: one photo's faces (galleries.services.faces)."""
+    from galleries.services.faces import asset_detect_faces
+
+    scan = asset_detect_faces(asset_id=asset_id)
+    return scan.status if scan is not None else None
+
+
+@shared_task(name="galleries.sweep_face_scans", soft_time_limit=60, time_limit=90)
+def sweep_face_scans() -> int:
+    """Celery beat: face scans still pending after FACES_STUCK_AFTER_SECONDS
+    (job refused by the broker, lost, or its worker died) are queued again,
+    at most FACES_MAX_SWEEPS times; then failed, with the reason."""
+    from galleries.face_search import stuck_face_scans
+    from galleries.models import FaceScan
+    from galleries.services.faces import scans_give_up
+
+    spent: dict[Any, list[Any]] = {}
+    queued = []
+    for studio_id, asset_id, sweeps in stuck_face_scans():
+        if sweeps >= settings.FACES_MAX_SWEEPS:
+            spent.setdefault(studio_id, []).append(asset_id)
+        elif not enqueue(detect_faces, str(studio_id), str(asset_id)):
+            break  # the broker is down: the next sweep tries again
+        else:
+            queued.append(asset_id)
+    with unscoped():  # the ids came from every studio's scans
+        FaceScan.objects.filter(asset_id__in=queued).update(queued_at=timezone.now(), sweeps=F("sweeps") + 1)
+        studios = Studio.objects.in_bulk(list(spent))
+    actor = context.Actor.system("task:galleries.sweep_face_scans")
+    for studio_id, asset_ids in spent.items():
+        with studio_scope(studios[studio_id]), context.acting_as(actor):
+            scans_give_up(asset_ids=asset_ids)
+    return len(queued)
+
+
+@studio_task(
     name="exports.run",
     soft_time_limit=settings.EXPORT_SOFT_TIME_LIMIT,
     time_limit=settings.EXPORT_TIME_LIMIT,

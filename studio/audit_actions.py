@@ -48,6 +48,18 @@ class Action(models.TextChoices):
     ASSET_PURGED = "asset.purged"  # row and bytes gone
     ASSET_REGENERATE_REQUESTED = "asset.regenerate_requested"
     ASSETS_TRASHED = "assets.trashed"
+    # People in photos (galleries.services.faces)
+    FACES_ENABLED = "faces.enabled"
+    FACES_DISABLED = "faces.disabled"  # every face and descriptor of the studio deleted
+    GALLERY_FACES_CHANGED = "gallery.faces_changed"
+    ASSET_FACES_DETECTED = "asset.faces_detected"
+    ASSET_FACES_FAILED = "asset.faces_failed"
+    PERSONS_CLUSTERED = "persons.clustered"
+    PERSON_UPDATED = "person.updated"  # renamed, hidden, shown, cover chosen
+    PERSON_MERGED = "person.merged"
+    PERSON_SPLIT = "person.split"
+    FIND_ME_SEARCHED = "find_me.searched"  # counts only: the selfie is never kept
+    FIND_ME_NOT_ME = "find_me.not_me"
     ASSETS_RESTORED = "assets.restored"
     RATINGS_SET = "ratings.set"
     RATINGS_CLEARED = "ratings.cleared"

@@ -79,6 +79,12 @@ class ErrorCode(models.TextChoices):
     EMPTY_SELECTION = "EMPTY_SELECTION", "Rate or file at least one photo first."
     SELECTION_LIMIT_EXCEEDED = "SELECTION_LIMIT_EXCEEDED", "More photos chosen than the gallery allows."
     NOT_FINALIZED = "NOT_FINALIZED", "Nothing is finalised yet."
+    # --- people in photos ------------------------------------------------------------------------------
+    FACES_DISABLED = "FACES_DISABLED", "People in photos is off for this studio or gallery."
+    FIND_ME_DISABLED = "FIND_ME_DISABLED", 'The studio does not offer "find me" in this gallery.'
+    INVALID_SELFIE = "INVALID_SELFIE", "The selfie cannot be used: see details.reason (no_face, several_faces...)."
+    TOO_MANY_SEARCHES = "TOO_MANY_SEARCHES", 'Too many "find me" searches: see details.retry_after_seconds.'
+    INVALID_PERSON = "INVALID_PERSON", "The person, or the face, is not one of this gallery's."
     # --- bookings ---------------------------------------------------------------------------------------
     SERVICE_INACTIVE = "SERVICE_INACTIVE", "The service cannot be booked."
     SERVICE_IN_USE = "SERVICE_IN_USE", "The service has bookings: deactivate it instead."

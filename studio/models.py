@@ -174,6 +174,17 @@ class Studio(TimestampedModel):
         blank=True,
         help_text="Archive galleries this many days after they expire (empty: never). Nothing is deleted.",
     )
+    # People in photos (face grouping and "find me"): opt-in, off by default.
+    # Not in EDITABLE_FIELDS: turning it off deletes every stored face and
+    # descriptor, so only galleries.services.faces changes it (audited).
+    faces_enabled = models.BooleanField(
+        default=False, help_text="Group the faces in photos into people, and let clients find themselves."
+    )
+    faces_consent_text = models.TextField(
+        blank=True,
+        max_length=4000,
+        help_text="Shown to clients before they search with a selfie: what is done with it and why.",
+    )
 
     # What an owner edits (API, admin, audit snapshots): listed once, here.
     EDITABLE_FIELDS = (

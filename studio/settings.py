@@ -187,6 +187,8 @@ CELERY_TASK_ROUTES = {
     "galleries.make_derivatives": {"queue": "derivatives"},
     # The expiry sweep is light and must not wait behind hour-long ZIPs.
     "exports.expire": {"queue": "default"},
+    # CPU-bound (dlib), apart so face detection never delays previews.
+    "galleries.detect_faces": {"queue": "faces"},
     "exports.*": {"queue": "exports"},
     "studio.send_email": {"queue": "email"},
 }
@@ -586,6 +588,8 @@ CELERY_BEAT_SCHEDULE = {
     "bookings-send-reminders": {"task": "bookings.send_reminders", "schedule": 15 * 60.0},
     "studio-sweep-email": {"task": "studio.sweep_email", "schedule": 60.0},
     "galleries-sweep-stuck-assets": {"task": "galleries.sweep_stuck_assets", "schedule": 60.0},
+    # Face detection jobs lost on the way (broker down, dead worker).
+    "galleries-sweep-face-scans": {"task": "galleries.sweep_face_scans", "schedule": 5 * 60.0},
     # Deletions of stored objects recorded but never done (broker down, task lost).
     "galleries-sweep-pending-deletions": {"task": "galleries.sweep_pending_deletions", "schedule": 60.0},
     # Exports past their expiry: files deleted, rows marked expired.
@@ -617,6 +621,30 @@ EXPORT_TIME_LIMIT = env.int("EXPORT_TIME_LIMIT", default=3 * 60 * 60 + 300)
 # Derivatives, email and deletions do not wait for it: their sweepers find
 # a dead job after its own time limit.
 CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = max(EXPORT_TIME_LIMIT, DERIVATIVE_TIME_LIMIT) + 300
+
+# --- People in photos (issue 13; galleries/faces.py, galleries/services/faces.py) ---------------
+# Faces closer than this (Euclidean, dlib descriptors) are one person: chosen
+# by measurement (bench/faces.py; see galleries.faces.DEFAULT_THRESHOLD).
+FACES_THRESHOLD = env.float("FACES_THRESHOLD", default=0.5)
+# Re-clustering one person's faces when staff split it: tighter.
+FACES_SPLIT_THRESHOLD = env.float("FACES_SPLIT_THRESHOLD", default=0.4)
+# Long edge of the copy HOG looks at: 1024 px finds faces from ~160 px in the
+# 2048 px derivative at ~0.65 s CPU per photo.
+FACES_DETECT_SIZE = env.int("FACES_DETECT_SIZE", default=1024)
+FACES_MIN_FACE_PX = env.int("FACES_MIN_FACE_PX", default=40)
+# "Find me": a face at most this far from the selfie is a match; below
+# FACES_FIND_ME_SURE the client sees it as a sure one.
+FACES_FIND_ME_THRESHOLD = env.float("FACES_FIND_ME_THRESHOLD", default=0.5)
+FACES_FIND_ME_SURE = env.float("FACES_FIND_ME_SURE", default=0.4)
+FACES_SELFIE_MAX_BYTES = env.int("FACES_SELFIE_MAX_BYTES", default=15 * 1024 * 1024)
+# Searches per portal visitor per hour: each is ~1-2 s of CPU on the web.
+FACES_FIND_ME_PER_HOUR = env.int("FACES_FIND_ME_PER_HOUR", default=10)
+FACES_SOFT_TIME_LIMIT = 120
+FACES_TIME_LIMIT = 150
+# A pending scan whose job is this old is queued again (at most
+# FACES_MAX_SWEEPS times, then failed with the reason).
+FACES_STUCK_AFTER_SECONDS = env.int("FACES_STUCK_AFTER_SECONDS", default=15 * 60)
+FACES_MAX_SWEEPS = env.int("FACES_MAX_SWEEPS", default=3)
 
 # --- Platform settings ------------------------------------------------------------------
 INVITATION_TTL_HOURS = env.int("INVITATION_TTL_HOURS", default=72)

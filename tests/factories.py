@@ -225,13 +225,77 @@ def export(studio_: Studio, gallery_: Any = None, *, run: bool = True, **fields:
         return Export.objects.get(pk=made.pk)
 
 
+def face(studio_: Studio, asset_: Any = None, *, person_: Any = None, descriptor: Any = None) -> Any:
+    """A stored face (a synthetic descriptor, a real crop in storage) in a
+    person of its own unless ``person_`` is given; the studio and gallery
+    have people in photos on."""
+    import numpy as np
+
+    from galleries import faces as face_math
+    from galleries.models import Face, Gallery, Person
+    from galleries.services.faces import face_thumb_key
+    from galleries.storage import media_store
+    from tests.gallery_helpers import jpeg
+
+    asset_ = asset_ or ready_asset(studio_)
+    if descriptor is None:
+        descriptor = np.random.default_rng(_n()).normal(size=128).astype(np.float32) * 0.1
+    with studio_scope(studio_):
+        Studio.objects.filter(pk=studio_.pk).update(faces_enabled=True)
+        Gallery.objects.filter(pk=asset_.gallery_id).update(faces_enabled=True)
+        index = Face.objects.filter(asset=asset_).count()
+        key = face_thumb_key(asset_, index)
+        media_store().put(key, jpeg(32, 32), "image/webp")
+        data = face_math.descriptor_bytes(descriptor)
+        if person_ is None:
+            person_ = Person.objects.create(studio=studio_, gallery_id=asset_.gallery_id, centroid=data)
+        made = Face.objects.create(
+            studio=studio_,
+            gallery_id=asset_.gallery_id,
+            asset=asset_,
+            person=person_,
+            index=index,
+            left=0,
+            top=0,
+            right=100,
+            bottom=100,
+            score=1.0,
+            quality=0.5,
+            descriptor=data,
+            thumb_key=key,
+        )
+        from galleries.services.faces import refresh_persons
+
+        refresh_persons([person_.pk])
+        return made
+
+
+def person(studio_: Studio) -> Any:
+    from galleries.models import Person
+
+    made = face(studio_)
+    with studio_scope(studio_):
+        return Person.objects.get(pk=made.person_id)
+
+
+def face_scan(studio_: Studio) -> Any:
+    from galleries.models import FaceScan, FaceScanStatus
+
+    asset_ = ready_asset(studio_)
+    with studio_scope(studio_):
+        return FaceScan.objects.create(studio=studio_, asset=asset_, status=FaceScanStatus.DONE)
+
+
 def _register_gallery_factories() -> None:
     from galleries.models import (
         Asset,
         Export,
+        Face,
+        FaceScan,
         Folder,
         Gallery,
         PendingDeletion,
+        Person,
         Placement,
         Rating,
         Selection,
@@ -251,6 +315,9 @@ def _register_gallery_factories() -> None:
             Selection: selection,
             Export: lambda s: export(s),
             PendingDeletion: pending_deletion,
+            Face: lambda s: face(s),
+            Person: person,
+            FaceScan: face_scan,
         }
     )
 

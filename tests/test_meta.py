@@ -700,6 +700,82 @@ EXPORT_CASES: dict[tuple[str, str], tuple[Callable[[Env], tuple[APIClient, str, 
 }
 MUTATION_CASES.update(EXPORT_CASES)
 
+# --- people in photos (issue 13) ---
+
+
+def _two_faced_person(e: Env) -> Any:
+    """A person holding two clearly different faces (for merge and split)."""
+    import numpy as np
+
+    first = factories.face(e.studio, descriptor=np.zeros(128, np.float32))
+    far = np.full(128, 0.2, np.float32)  # 2.26 apart: two people by any threshold
+    factories.face(e.studio, factories.ready_asset(e.studio, first.gallery), person_=first.person, descriptor=far)
+    return first.person
+
+
+def _find_me_gallery(e: Env) -> tuple[APIClient, Any]:
+    from galleries import services as gallery_services
+    from studio import context
+
+    gallery, assets = _with_assets(e, 1)
+    with context.acting_as(factories.TEST_ACTOR), studio_scope(e.studio):
+        gallery_services.studio_faces_enable(studio=e.studio, consent_text="We compare, then forget.")
+        gallery_services.gallery_faces_set(gallery=gallery, faces_enabled=True, find_me_enabled=True)
+    return portal_client(gallery), gallery
+
+
+def _find_me(e: Env) -> tuple[APIClient, str, dict]:
+    import base64
+
+    from tests.test_faces import selfie_jpeg
+
+    client, gallery = _find_me_gallery(e)
+    return client, _purl(gallery, "find-me/"), {"selfie": base64.b64encode(selfie_jpeg()).decode()}
+
+
+def _not_me(e: Env) -> tuple[APIClient, str, dict]:
+    from galleries.models import Asset as AssetModel
+
+    client, gallery = _find_me_gallery(e)
+    with studio_scope(e.studio):
+        asset = AssetModel.objects.filter(gallery=gallery).first()
+    return client, _purl(gallery, "find-me/not-me/"), {"asset": str(asset.pk)}
+
+
+FACE_CASES: dict[tuple[str, str], tuple[Callable[[Env], tuple[APIClient, str, dict]], str]] = {
+    ("gallery-person-detail", "PATCH"): (
+        lambda e: (lambda p: (e.client, _gurl(e, p.gallery, f"persons/{p.pk}/"), {"name": "Ada"}))(
+            factories.person(e.studio)
+        ),
+        "person.updated",
+    ),
+    ("gallery-person-merge", "POST"): (
+        lambda e: (
+            lambda a: (lambda b: (e.client, _gurl(e, a.gallery, f"persons/{a.pk}/merge/"), {"into": str(b.pk)}))(
+                factories.face(e.studio, factories.ready_asset(e.studio, a.gallery)).person
+            )
+        )(factories.person(e.studio)),
+        "person.merged",
+    ),
+    ("gallery-person-split", "POST"): (
+        lambda e: (lambda p: (e.client, _gurl(e, p.gallery, f"persons/{p.pk}/split/"), {}))(_two_faced_person(e)),
+        "person.split",
+    ),
+    ("studio-face-settings", "PUT"): (
+        lambda e: (e.client, _surl(e, "face-settings/"), {"enabled": True, "consent_text": "We compare, then forget."}),
+        "faces.enabled",
+    ),
+    ("gallery-face-settings", "PUT"): (
+        lambda e: (lambda g: (e.client, _gurl(e, g, "face-settings/"), {"find_me_enabled": False}))(
+            _find_me_gallery(e)[1]
+        ),
+        "gallery.faces_changed",
+    ),
+    ("portal-find-me", "POST"): (_find_me, "find_me.searched"),
+    ("portal-find-me-not-me", "POST"): (_not_me, "find_me.not_me"),
+}
+MUTATION_CASES.update(FACE_CASES)
+
 # --- booking cases ---
 
 WEBHOOK_SECRET = "whsec_meta_test"

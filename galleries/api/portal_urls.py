@@ -3,7 +3,7 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from galleries.api import export_views
+from galleries.api import export_views, face_views
 from galleries.api import portal_views as views
 from galleries.api import urls as _staff_urls  # noqa: F401 - registers the <variant:> converter
 
@@ -22,5 +22,11 @@ urlpatterns = [
         name="portal-asset-media",
     ),
     path("galleries/<uuid:gallery_pk>/selection/", views.PortalSelectionView.as_view(), name="portal-selection"),
+    path("galleries/<uuid:gallery_pk>/find-me/", face_views.FindMeView.as_view(), name="portal-find-me"),
+    path(
+        "galleries/<uuid:gallery_pk>/find-me/not-me/",
+        face_views.FindMeNotMeView.as_view(),
+        name="portal-find-me-not-me",
+    ),
     path("galleries/<uuid:gallery_pk>/", include(router.urls)),
 ]

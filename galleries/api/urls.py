@@ -3,7 +3,7 @@
 from django.urls import include, path, register_converter
 from rest_framework.routers import SimpleRouter
 
-from galleries.api import export_views, views
+from galleries.api import export_views, face_views, views
 
 
 class VariantConverter:
@@ -31,6 +31,7 @@ nested.register("selections", views.SelectionViewSet, basename="gallery-selectio
 nested.register("visitors", views.VisitorViewSet, basename="gallery-visitor")
 nested.register("folders", views.FolderViewSet, basename="gallery-folder")
 nested.register("exports", export_views.ExportViewSet, basename="gallery-export")
+nested.register("persons", face_views.PersonViewSet, basename="gallery-person")
 
 urlpatterns = [
     *router.urls,
@@ -39,6 +40,18 @@ urlpatterns = [
         "galleries/<uuid:gallery_pk>/assets/<uuid:pk>/media/<variant:variant>/",
         views.AssetMediaView.as_view(),
         name="gallery-asset-media",
+    ),
+    path(
+        "galleries/<uuid:gallery_pk>/assets/<uuid:pk>/faces/",
+        face_views.AssetFacesView.as_view(),
+        name="gallery-asset-faces",
+    ),
+    path("face-settings/", face_views.StudioFacesView.as_view(), name="studio-face-settings"),
+    path("galleries/<uuid:pk>/face-settings/", face_views.GalleryFacesView.as_view(), name="gallery-face-settings"),
+    path(
+        "galleries/<uuid:gallery_pk>/faces/<uuid:pk>/thumb/",
+        face_views.FaceThumbView.as_view(),
+        name="gallery-face-thumb",
     ),
     path("galleries/<uuid:gallery_pk>/", include(nested.urls)),
 ]

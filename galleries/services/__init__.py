@@ -7,7 +7,8 @@
 - ``exports``: the export queue (CSV, Lightroom list, contact sheet, ZIP), run
   by ``export_runner``;
 - ``sharing``: sending a gallery to its client;
-- ``effects``: what a change leaves for after commit (jobs, object deletions).
+- ``effects``: what a change leaves for after commit (jobs, object deletions);
+- ``faces`` and ``persons``: people in photos (opt-in, detection, curation, find me).
 
 Reads are in ``galleries.selectors``. The names below are the public surface,
 so callers write ``services.gallery_publish(...)``.
@@ -22,6 +23,14 @@ from galleries.services.exports import (
     export_run,
     exports_expire,
     exports_lost,
+)
+from galleries.services.faces import (
+    FacesDisabled,
+    asset_detect_faces,
+    faces_queue,
+    gallery_faces_set,
+    studio_faces_disable,
+    studio_faces_enable,
 )
 from galleries.services.galleries import (
     asset_delete,
@@ -39,6 +48,16 @@ from galleries.services.galleries import (
     generate_access_code,
     normalise_code,
     validate_access_code,
+)
+from galleries.services.persons import (
+    FindMeDisabled,
+    InvalidPerson,
+    InvalidSelfie,
+    find_me_not_me,
+    find_me_search,
+    person_merge,
+    person_split,
+    person_update,
 )
 from galleries.services.processing import asset_process, assets_give_up, assets_regenerate
 from galleries.services.selection import (
@@ -68,6 +87,20 @@ from galleries.services.uploads import (
 )
 
 __all__ = [
+    "FacesDisabled",
+    "FindMeDisabled",
+    "InvalidPerson",
+    "InvalidSelfie",
+    "asset_detect_faces",
+    "faces_queue",
+    "find_me_not_me",
+    "find_me_search",
+    "gallery_faces_set",
+    "person_merge",
+    "person_split",
+    "person_update",
+    "studio_faces_disable",
+    "studio_faces_enable",
     "ExportCancelled",
     "ExportProblem",
     "export_cancel",

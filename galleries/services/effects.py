@@ -10,21 +10,28 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from galleries.models import Asset, PendingDeletion
+from galleries.models import Asset, Face, PendingDeletion
 from studio.tasks import enqueue, enqueue_on_commit
 from studio.tenancy import current_studio, studio_scope, unscoped
 
 
 def asset_keys(assets: Iterable[Asset]) -> list[str]:
     """Every object a photo may have in storage: its original, its one-time
-    upload key (empty once moved, unless a late POST reused it) and its
-    derivatives."""
+    upload key (empty once moved, unless a late POST reused it), its
+    derivatives and its face crops."""
     keys = []
+    ids = []
     for asset in assets:
+        ids.append(asset.pk)
         keys.append(asset.storage_key)
         if asset.upload_key:
             keys.append(asset.upload_key)
         keys.extend(d["key"] for d in (asset.derivatives or {}).values())
+    # The crops of the faces found in them (people in photos), which go
+    # with the rows by cascade and must not stay behind as orphans.
+    for start in range(0, len(ids), 500):  # SQLite caps the parameters of one query
+        faces = Face.objects.filter(asset__in=ids[start : start + 500]).exclude(thumb_key="")
+        keys.extend(faces.values_list("thumb_key", flat=True))
     return keys
 
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 from galleries import imaging
 from galleries.models import Asset, AssetStatus, Gallery, UploadBatch
 from galleries.services.effects import delete_objects_on_commit, queue_derivatives
+from galleries.services.faces import faces_after_derivatives
 from galleries.storage import StorageError, derivative_key, media_store
 from studio.auditing import Action, audit_record
 from studio.tenancy import current_studio, studio_scope
@@ -194,6 +195,8 @@ def _process(asset: Asset, written: list[str]) -> Asset:
                 target=asset,
                 after={"width": asset.width, "height": asset.height, "derivative_bytes": asset.derivative_bytes},
             )
+            # New previews, new faces (when the studio and gallery have them on).
+            faces_after_derivatives(asset=asset)
     except IntegrityError:  # a twin finished first (unique sha256 per gallery)
         asset.refresh_from_db()
         _fail(asset, "Duplicate of a photo already in this gallery.", written=written)

@@ -2,11 +2,12 @@
 // queue for writes, so a network failure loses nothing the client did.
 
 export class ApiError extends Error {
-  constructor({ status = 0, code = "NETWORK_ERROR", message = "", fields = null, network = false } = {}) {
+  constructor({ status = 0, code = "NETWORK_ERROR", message = "", fields = null, details = null, network = false } = {}) {
     super(message || "Something went wrong.");
     this.status = status;
     this.code = code;
     this.fields = fields;
+    this.details = details; // the facts some codes carry (retry_after_seconds, reason)
     this.network = network;
   }
 
@@ -21,11 +22,13 @@ function csrfToken() {
   return match ? decodeURIComponent(match[1]) : "";
 }
 
-export async function request(method, url, body) {
+export async function request(method, url, body, { signal } = {}) {
   const headers = { Accept: "application/json" };
-  const init = { method, headers, credentials: "same-origin" };
+  const init = { method, headers, credentials: "same-origin", signal };
   if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    init.body = body; // multipart: the browser writes the Content-Type and its boundary
+  } else if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
@@ -49,6 +52,7 @@ export async function request(method, url, body) {
       code: error.code || `HTTP_${response.status}`,
       message: error.message || `The server answered ${response.status}.`,
       fields: error.fields || null,
+      details: error.details || null,
     });
   }
   return data;

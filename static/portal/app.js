@@ -1,11 +1,13 @@
 // The client gallery page. State lives here; the modules next to it do one
 // thing each: api (fetch + write queue), grid (windowed list), rating,
 // selection, folders (sidebar + drop targets), viewer (PhotoSwipe), toasts,
-// downloads (the Download button: ZIPs prepared by the server).
+// downloads (the Download button: ZIPs prepared by the server), findme (the
+// "Find me" selfie search: a place of its own, #find-me, while it is on).
 
 import Sortable from "../vendor/sortablejs-1.15.7/sortable.complete.esm.js";
 import { ApiError, request, WriteQueue } from "./api.js";
 import { Downloads } from "./downloads.js";
+import { FindMe } from "./findme.js";
 import { renderFolders } from "./folders.js";
 import { PhotoGrid } from "./grid.js";
 import { bindKeyboard } from "./keyboard.js";
@@ -41,6 +43,24 @@ const downloads = new Downloads({
   url: config.exports || `${config.api}exports/`,
   root: document,
   folderName: (id) => folderName(id),
+});
+
+const findMe = new FindMe({
+  url: `${config.api}find-me/`,
+  root: document,
+  onFound: (result) => {
+    toast(`Found you in ${plural(result.matches.length, "photo")}.`, { kind: "success" });
+    // A history entry like every place, so "All photos" and Back leave it;
+    // pushed (no hashchange) so the bar is there to take the focus now.
+    if (location.hash !== "#find-me") history.pushState(null, "", "#find-me");
+    showPlace(placeFromHash());
+    // The bar at the top of the screen, the photos right under it (on a phone the header is tall).
+    $("findme-summary").focus({ preventScroll: true });
+    $("findme-bar").scrollIntoView({ block: "start" });
+  },
+  onDisabled: () => {
+    if (state.place.kind === "findme") location.hash = "all";
+  },
 });
 
 const queue = new WriteQueue(`portal-writes:${config.gallery}`, {
@@ -91,6 +111,7 @@ function placeTotal() {
     rated: counts.rated,
     trash: counts.trashed,
     folder: currentFolder()?.asset_count ?? 0,
+    findme: findMe.count,
   }[state.place.kind];
   return state.next ? Math.max(total, state.items.length) : state.items.length;
 }
@@ -161,6 +182,7 @@ function renderTile(item, index) {
   open.setAttribute("aria-label", `View ${item.filename} full screen`);
   open.textContent = "⤢";
   actions.append(open);
+  if (state.place.kind === "findme") actions.append(notMeButton(item));
   const url = downloadUrl(item);
   if (url) {
     const link = document.createElement("a");
@@ -176,6 +198,16 @@ function renderTile(item, index) {
   li.append(button, check, meta);
   patchTile(li, item, index);
   return li;
+}
+
+function notMeButton(item) {
+  // A wrong match leaves this session's results; "likely" ones say so.
+  const notMe = document.createElement("button");
+  notMe.type = "button";
+  notMe.className = "tile-notme button button-small";
+  notMe.setAttribute("aria-label", `Not me: remove ${item.filename} from your photos`);
+  notMe.textContent = findMe.confidence.get(item.id) === "likely" ? "Maybe · Not me" : "Not me";
+  return notMe;
 }
 
 function patchTile(li, item, index) {
@@ -220,6 +252,7 @@ function assetsUrl() {
   if (state.place.kind === "rated") params.set("min_stars", "1");
   if (state.place.kind === "trash") params.set("trashed", "true");
   if (state.place.kind === "folder") params.set("folder", state.place.folder);
+  if (state.place.kind === "findme") params.set("find_me", findMe.key);
   return `${config.assets}?${params}`;
 }
 
@@ -279,12 +312,14 @@ function placeFromHash() {
   const hash = location.hash.slice(1);
   if (hash === "rated" || hash === "trash") return { kind: hash, folder: null };
   if (hash.startsWith("folder-")) return { kind: "folder", folder: hash.slice(7) };
+  // The search key lives in memory only: after a reload there is none.
+  if (hash === "find-me" && findMe.key) return { kind: "findme", folder: null };
   return { kind: "all", folder: null };
 }
 
 function renderPlaceChrome() {
   const folder = currentFolder();
-  const titles = { all: "All photos", rated: "Rated", trash: "Trash" };
+  const titles = { all: "All photos", rated: "Rated", trash: "Trash", findme: "Photos of you" };
   $("view-title").textContent = state.place.kind === "folder" ? folder?.name || "Folder" : titles[state.place.kind];
   for (const link of document.querySelectorAll(".pg-place")) {
     const here =
@@ -293,6 +328,8 @@ function renderPlaceChrome() {
     else link.removeAttribute("aria-current");
   }
   downloads.setFolder(state.place.kind === "folder" ? folder : null);
+  if (state.place.kind === "findme") findMe.renderBar(true);
+  else if (findMe.key) findMe.clear(); // another place: the search is over
   const editable = Boolean(folder?.editable) && !locked();
   $("folder-actions").hidden = !(state.place.kind === "folder" && editable);
   root.classList.toggle("is-readonly-folder", state.place.kind === "folder" && !folder?.editable);
@@ -310,6 +347,7 @@ function renderEmpty() {
     all: ["No photos yet", "The studio has not added photos to this gallery yet. Check back soon."],
     rated: ["Nothing rated yet", "Rate photos with the stars (or the keys 1 to 5) and they gather here."],
     trash: ["The trash is empty", "Photos you move to the trash wait here; you can restore them at any time."],
+    findme: ["No photos of you left", "Clear to see all the photos again, or try Find me with another photo."],
     folder: [
       "This folder is empty",
       folder?.editable
@@ -597,6 +635,22 @@ function dropOnFolder(folder, event) {
   addToFolder(folder, ids);
 }
 
+async function notMe(id) {
+  const item = state.items[indexOfId(id)];
+  if (!item) return;
+  const putBack = removeFromList([id]);
+  findMe.setCount(findMe.count - 1);
+  grid.nodeFor(state.active)?.querySelector(".tile-notme")?.focus();
+  try {
+    await findMe.notMe(id);
+    toast(`Removed ${item.filename} from your photos.`, { kind: "success" });
+  } catch (error) {
+    putBack();
+    findMe.setCount(findMe.count + 1);
+    toast(`Not removed. ${error.message}`, { kind: "error" });
+  }
+}
+
 // --- folders: create, rename, delete -------------------------------------------------------------------
 
 function ask({ title, text = "", value = null, ok = "OK" }) {
@@ -777,6 +831,10 @@ photos.addEventListener("click", (event) => {
     openAt(index);
     return;
   }
+  if (event.target.closest(".tile-notme")) {
+    notMe(tile.dataset.id);
+    return;
+  }
   if (!event.target.closest(".tile-photo, .tile-check")) return;
   const previous = state.active;
   state.active = index;
@@ -825,6 +883,9 @@ document.addEventListener("click", (event) => {
     "rename-folder": renameFolder,
     "delete-folder": deleteFolder,
     "retry-load": () => loadMore(),
+    "findme-clear": () => {
+      location.hash = "all";
+    },
   };
   if (action && handlers[action]) handlers[action]();
   const view = event.target.closest("[data-view]")?.dataset.view;
@@ -930,6 +991,7 @@ async function start() {
   // The photos do not wait for the header: both requests leave at once.
   const header = loadHeader();
   showPlace(placeFromHash());
+  findMe.load();
   await header;
   renderEmpty();
   if (localStorage.getItem(viewKey) === "carousel") {
