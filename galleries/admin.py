@@ -730,46 +730,56 @@ DEFAULT_CONSENT = (
 )
 
 
-@admin.action(description="People in photos: on (studio and these galleries)")
+@admin.action(description="People in photos: on (studio and these galleries)", permissions=["publish"])
 def faces_on(modeladmin: Any, request: HttpRequest, queryset: QuerySet) -> None:
     galleries = list(queryset)
+    studio = galleries[0].studio if galleries else None
+    if studio is not None and not studio.faces_enabled and not has_scope(request, "studio:admin"):
+        # The studio's switch (and its consent text) is the owner's decision.
+        messages.error(request, "Only an owner can turn people in photos on for the studio.")
+        return
     with transaction.atomic():
-        studio = galleries[0].studio if galleries else None
         if studio is not None and not studio.faces_enabled:
-            face_services.studio_faces_enable(studio=studio, consent_text=DEFAULT_CONSENT)
+            with modeladmin.write_scope_for(request, galleries[0]):
+                face_services.studio_faces_enable(studio=studio, consent_text=DEFAULT_CONSENT)
         for gallery in galleries:
             gallery.studio = studio
-            face_services.gallery_faces_set(gallery=gallery, faces_enabled=True)
+            with modeladmin.write_scope_for(request, gallery):
+                face_services.gallery_faces_set(gallery=gallery, faces_enabled=True)
     messages.success(request, f"People in photos is on for {len(galleries)} galleries; their photos are being scanned.")
 
 
-@admin.action(description="People in photos: off (deletes these galleries' faces)")
+@admin.action(description="People in photos: off (deletes these galleries' faces)", permissions=["publish"])
 def faces_off(modeladmin: Any, request: HttpRequest, queryset: QuerySet) -> None:
     with transaction.atomic():
         for gallery in queryset:
-            face_services.gallery_faces_set(gallery=gallery, faces_enabled=False)
+            with modeladmin.write_scope_for(request, gallery):
+                face_services.gallery_faces_set(gallery=gallery, faces_enabled=False)
     messages.success(request, "People in photos is off for those galleries; their faces are deleted.")
 
 
-@admin.action(description="“Find me” for clients: on")
+@admin.action(description="“Find me” for clients: on", permissions=["publish"])
 def find_me_on(modeladmin: Any, request: HttpRequest, queryset: QuerySet) -> None:
     try:
         with transaction.atomic():
             for gallery in queryset:
-                face_services.gallery_faces_set(gallery=gallery, faces_enabled=True, find_me_enabled=True)
+                with modeladmin.write_scope_for(request, gallery):
+                    face_services.gallery_faces_set(gallery=gallery, faces_enabled=True, find_me_enabled=True)
     except DomainError as exc:
         messages.error(request, exc.message)
         return
     messages.success(request, "Clients of those galleries can now search with a selfie.")
 
 
-@admin.action(description="People in photos: off for the WHOLE studio (deletes every face)")
+@admin.action(description="People in photos: off for the WHOLE studio (deletes every face)", permissions=["publish"])
 def faces_off_studio(modeladmin: Any, request: HttpRequest, queryset: QuerySet) -> None:
-    if not has_scope(request, "gallery:admin"):
-        raise PermissionDenied
-    studio = queryset.first().studio if queryset.exists() else None
-    if studio is not None:
-        counts = face_services.studio_faces_disable(studio=studio)
+    if not has_scope(request, "studio:admin"):
+        messages.error(request, "Only an owner can turn people in photos off for the whole studio.")
+        return
+    first = queryset.first()
+    if first is not None:
+        with modeladmin.write_scope_for(request, first):
+            counts = face_services.studio_faces_disable(studio=first.studio)
         messages.success(
             request, f"Off for the studio: {counts['faces']} faces and {counts['persons']} people deleted."
         )
@@ -842,7 +852,7 @@ class PersonAdmin(StudioModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.action(description="Merge the selected people into the most photographed one")
+    @admin.action(description="Merge the selected people into the most photographed one", permissions=["change"])
     def merge_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         persons = sorted(queryset, key=lambda p: -p.face_count)
         if len({p.gallery_id for p in persons}) != 1 or len(persons) < 2:
@@ -854,7 +864,7 @@ class PersonAdmin(StudioModelAdmin):
                 into = person_services.person_merge(person=person, into=into)
         messages.success(request, f"Merged {len(persons)} people into {into}.")
 
-    @admin.action(description="Hide the selected people")
+    @admin.action(description="Hide the selected people", permissions=["change"])
     def hide_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         with transaction.atomic():
             for person in queryset:

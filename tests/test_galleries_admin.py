@@ -582,3 +582,26 @@ def test_a_refused_admin_change_shows_no_success_message(world):
     assert not any("successfully" in m for m in _messages(response))
     assert taken in " ".join(response.context["adminform"].form.errors["access_code"])
     assert _fresh(world.alpha, world.alpha_gallery).access_code != taken
+
+
+def test_face_switches_in_the_admin_follow_the_roles(world, django_capture_on_commit_callbacks):
+    """Gallery admins switch a gallery; only an owner switches the studio
+    (its consent text is theirs); viewers are not offered the actions."""
+    studio, gallery = world.alpha, world.alpha_gallery
+    assert "faces_on" not in _action_names(_signed_in(world.viewer).get(_url(Gallery)))
+    photographer = _signed_in(world.photographer)
+    response = _run_action(photographer, Gallery, "faces_on", [gallery])
+    assert "Only an owner" in " ".join(_messages(response))
+    studio.refresh_from_db()
+    assert not studio.faces_enabled
+
+    owner = _signed_in(factories.member(studio, Role.OWNER))
+    with django_capture_on_commit_callbacks(execute=True):
+        _run_action(owner, Gallery, "faces_on", [gallery])
+    studio.refresh_from_db()
+    assert studio.faces_enabled and _fresh(studio, gallery).faces_enabled
+    response = _run_action(photographer, Gallery, "faces_off_studio", [gallery])
+    assert "Only an owner" in " ".join(_messages(response))
+    _run_action(owner, Gallery, "faces_off_studio", [gallery])
+    studio.refresh_from_db()
+    assert not studio.faces_enabled and not _fresh(studio, gallery).faces_enabled

@@ -17,7 +17,7 @@ from studio import tasks as core_tasks
 from studio.celery import app
 from tests import factories
 
-QUEUES = {"default", "email", "derivatives", "exports"}
+QUEUES = {"default", "email", "derivatives", "exports", "faces"}
 OURS = ("studio.", "galleries.", "bookings.", "teams.", "audit.", "exports.")
 
 

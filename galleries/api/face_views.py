@@ -18,6 +18,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins
 from rest_framework.decorators import action
+from rest_framework.metadata import SimpleMetadata
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -152,6 +153,14 @@ def _studio_state(studio: Any) -> dict[str, Any]:
     return {"enabled": studio.faces_enabled, "consent_text": studio.faces_consent_text}
 
 
+class _SettingsMetadata(SimpleMetadata):
+    """OPTIONS on a settings endpoint: there is no object to look up (DRF's
+    own metadata calls get_object() for PUT), only the fields to describe."""
+
+    def determine_actions(self, request: Any, view: Any) -> dict[str, Any]:
+        return {"PUT": self.get_serializer_info(view.get_serializer())}
+
+
 @extend_schema(tags=["people"])
 class StudioFacesView(StudioAPIView):
     """The studio's switch for people in photos, with the consent text
@@ -161,6 +170,7 @@ class StudioFacesView(StudioAPIView):
 
     model = Face
     serializer_class = StudioFacesSerializer
+    metadata_class = _SettingsMetadata
     scope_map: ClassVar[dict[str, str]] = {"GET": "studio:read", "PUT": "studio:admin"}
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:

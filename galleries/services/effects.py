@@ -30,7 +30,9 @@ def asset_keys(assets: Iterable[Asset]) -> list[str]:
     # The crops of the faces found in them (people in photos), which go
     # with the rows by cascade and must not stay behind as orphans.
     for start in range(0, len(ids), 500):  # SQLite caps the parameters of one query
-        faces = Face.objects.filter(asset__in=ids[start : start + 500]).exclude(thumb_key="")
+        # The base manager: the caller holds the photos, whatever the scope
+        # (the deletion sweeper runs across studios).
+        faces = Face._base_manager.filter(asset__in=ids[start : start + 500]).exclude(thumb_key="")
         keys.extend(faces.values_list("thumb_key", flat=True))
     return keys
 
