@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from celery._state import _set_task_join_will_block
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
@@ -37,6 +38,11 @@ def _isolated(settings, tmp_path) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    # Celery marks "a task is running, joining would block" in a process-wide
+    # flag around every eager task; two eager tasks at once on a live
+    # server's threads can leave it set, and the next test's .get() then
+    # refuses. Each test starts from a process with no task running.
+    _set_task_join_will_block(False)
 
 
 @pytest.fixture
