@@ -18,9 +18,7 @@ from django.conf import settings
 from bookings import ics
 from bookings.links import booking_manage_url
 from studio.email_templates import render_email
-from studio.emails import Attachment, email_queue
-from studio.models import Membership
-from studio.roles import Role
+from studio.emails import Attachment, email_queue, studio_recipients
 
 CONFIRMATION = "booking.confirmation"
 RESCHEDULED = "booking.rescheduled"
@@ -45,13 +43,6 @@ def _invite(booking: Any, method: str = "REQUEST") -> Attachment:
     # RFC 6047: the MIME method must match the calendar's METHOD.
     content = ics.invitation(booking).decode()
     return Attachment("invite.ics", content, f"text/calendar; method={method}")
-
-
-def studio_recipients(studio: Any) -> list[str]:
-    """The studio's contact address, or else its owners'."""
-    if studio.contact_email:
-        return [studio.contact_email]
-    return list(Membership.objects.filter(studio=studio, role=Role.OWNER).values_list("user__email", flat=True))
 
 
 def booking_staff(booking: Any) -> list[str]:

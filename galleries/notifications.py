@@ -23,9 +23,8 @@ from django.utils import dateformat
 
 from galleries.models import Asset, AssetStatus, Gallery, GalleryStatus
 from studio.email_templates import absolute_url, render_email
-from studio.emails import Attachment, email_queue
-from studio.models import EmailLog, Membership, Studio
-from studio.roles import Role
+from studio.emails import Attachment, email_queue, studio_recipients
+from studio.models import EmailLog, Studio
 from studio.tenancy import studio_scope, unscoped
 
 logger = logging.getLogger(__name__)
@@ -58,14 +57,6 @@ def _local(studio: Studio, value: datetime) -> datetime:
 
 def _day(studio: Studio, value: datetime) -> str:
     return dateformat.format(_local(studio, value), "l j F Y")
-
-
-def studio_addresses(studio: Studio) -> list[str]:
-    """The studio's contact address, or else its owners' (who can still sign in)."""
-    if studio.contact_email:
-        return [studio.contact_email]
-    owners = Membership.objects.filter(studio=studio, role=Role.OWNER, user__is_active=True)
-    return list(owners.values_list("user__email", flat=True))
 
 
 def _queue(
@@ -194,7 +185,7 @@ def selection_finalised(selection: Any) -> list[EmailLog]:
     context["attached"] = bool(attachments)
     return _queue(
         kind=SELECTION_FINALISED,
-        to=[*studio_addresses(studio), *_assigned(gallery)],
+        to=[*studio_recipients(studio), *_assigned(gallery)],
         subject=f"Selection finalised: {gallery.title} ({selection.asset_count} photos)",
         template="selection_finalised",
         context=context,

@@ -123,18 +123,20 @@ def email_queue(
     return created
 
 
+def studio_recipients(studio: Any) -> list[str]:
+    """Who at the studio hears about things: its contact address, or else
+    its owners who can still sign in (oldest first); never a deactivated
+    user's mailbox."""
+    if studio.contact_email:
+        return [studio.contact_email]
+    with studio_scope(studio):
+        owners = Membership.objects.filter(studio=studio, role=Role.OWNER, user__is_active=True)
+        return list(owners.order_by("created_at").values_list("user__email", flat=True))
+
+
 def studio_reply_to(studio: Any) -> str:
     """A person at the studio: its contact address, else its first owner's."""
-    if studio.contact_email:
-        return studio.contact_email
-    with studio_scope(studio):
-        owner = (
-            Membership.objects.filter(studio=studio, role=Role.OWNER, user__is_active=True)
-            .order_by("created_at")
-            .values_list("user__email", flat=True)
-            .first()
-        )
-    return owner or ""
+    return next(iter(studio_recipients(studio)), "")
 
 
 def _hand_over(ids: list[str]) -> None:

@@ -449,6 +449,11 @@ def test_every_studio_role_can_still_be_told(settings):
     factories.member(studio, Role.ADMIN)
     with studio_scope(studio):
         assert notifications.studio_recipients(studio) == [owner.user.email]
+    # A deactivated owner's mailbox hears nothing (bookings used to mail it).
+    gone = factories.member(studio, Role.OWNER)
+    gone.user.is_active = False
+    gone.user.save(update_fields=["is_active"])
+    assert notifications.studio_recipients(studio) == [owner.user.email]
     studio.contact_email = "desk@example.com"
     assert notifications.studio_recipients(studio) == ["desk@example.com"]
 
