@@ -732,19 +732,21 @@ DEFAULT_CONSENT = (
 
 @admin.action(description="People in photos: on (studio and these galleries)", permissions=["publish"])
 def faces_on(modeladmin: Any, request: HttpRequest, queryset: QuerySet) -> None:
-    galleries = list(queryset)
-    studio = galleries[0].studio if galleries else None
-    if studio is not None and not studio.faces_enabled and not has_scope(request, "studio:admin"):
+    galleries = list(queryset.select_related("studio"))
+    # A platform operator's selection can span studios: each gallery follows
+    # its own studio's switch and consent, and is audited in its studio.
+    studios = {gallery.studio_id: gallery.studio for gallery in galleries}
+    if any(not studio.faces_enabled for studio in studios.values()) and not has_scope(request, "studio:admin"):
         # The studio's switch (and its consent text) is the owner's decision.
         messages.error(request, "Only an owner can turn people in photos on for the studio.")
         return
     with transaction.atomic():
-        if studio is not None and not studio.faces_enabled:
-            with modeladmin.write_scope_for(request, galleries[0]):
-                face_services.studio_faces_enable(studio=studio, consent_text=DEFAULT_CONSENT)
         for gallery in galleries:
-            gallery.studio = studio
+            studio = studios[gallery.studio_id]
             with modeladmin.write_scope_for(request, gallery):
+                if not studio.faces_enabled:
+                    face_services.studio_faces_enable(studio=studio, consent_text=DEFAULT_CONSENT)
+                gallery.studio = studio  # the instance whose switch was just turned on
                 face_services.gallery_faces_set(gallery=gallery, faces_enabled=True)
     messages.success(request, f"People in photos is on for {len(galleries)} galleries; their photos are being scanned.")
 
@@ -842,9 +844,14 @@ class PersonAdmin(StudioModelAdmin):
         )
         return format_html_join(" ", "{}", ((thumb_tag(asset, 96),) for asset in assets)) or "–"
 
-    def save_model(self, request: HttpRequest, obj: Person, form: Any, change: bool) -> None:
+    def save_through_service(self, request: HttpRequest, obj: Person, form: Any, change: bool) -> Person:
+        # The form already wrote its values onto obj; the service compares
+        # them with the stored row for the audit event's before/after.
         fresh = Person.objects.get(pk=obj.pk)
-        person_services.person_update(person=fresh, name=obj.name, hidden=obj.hidden)
+        data = form.cleaned_data
+        return person_services.person_update(
+            person=fresh, name=data.get("name", fresh.name), hidden=data.get("hidden", fresh.hidden)
+        )
 
     def delete_model(self, request: HttpRequest, obj: Person) -> None:
         raise PermissionDenied  # hide instead: faces would only come back as a new person
