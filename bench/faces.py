@@ -18,6 +18,8 @@ dlib is imported only when a measurement runs, so ``--help`` is instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import io
 import os
 import statistics
@@ -177,6 +179,43 @@ def timed(fn, repeats: int = 1):
     return result, (time.perf_counter() - wall) / repeats, (time.process_time() - cpu) / repeats
 
 
+@contextlib.contextmanager
+def descriptors_by(engine: str):
+    """Run faces.detect with dlib's ResNet or the NumPy one (the default)."""
+    from galleries import faces
+
+    models = faces.load_models()
+    if engine == models.engine:
+        yield
+        return
+    if engine != "dlib":
+        raise SystemExit(f"the {engine} descriptor engine is not available here (using {models.engine})")
+
+    def by_dlib(chips):
+        return np.asarray([np.asarray(v) for v in models.net.compute_face_descriptor(list(chips))], np.float32)
+
+    original = faces.load_models
+    swapped = dataclasses.replace(models, describe=by_dlib, engine="dlib")
+    faces.load_models = lambda: swapped
+    try:
+        yield
+    finally:
+        faces.load_models = original
+
+
+def face_chip(webp_bytes: bytes) -> np.ndarray:
+    """The aligned 150 px chip of the largest face, as the pipeline cuts it."""
+    import dlib
+
+    from galleries import faces
+
+    rgb = faces.load_image(webp_bytes)
+    models = faces.load_models()
+    box = faces.detect(rgb, thumbnails=False)[0].box
+    shape = models.shape(rgb, dlib.rectangle(box.left, box.top, box.right - 1, box.bottom - 1))
+    return np.asarray(dlib.get_face_chip(rgb, shape, size=faces.CHIP_SIZE, padding=faces.CHIP_PADDING))
+
+
 def throughput(count: int) -> None:
     from galleries import faces
 
@@ -186,18 +225,21 @@ def throughput(count: int) -> None:
         for i in range(count)
     ]
     print(f"\n== throughput: {count} photos 2048x1365 WebP with 1-3 faces (120-320 px), HOG")
+    default = {"detect_size": 1024, "upsample": 0}
     configs = [
-        ("full 2048, upsample 0", {"detect_size": 2048, "upsample": 0}),
-        ("detect 1024, upsample 0 (default)", {"detect_size": 1024, "upsample": 0}),
-        ("detect 1024, upsample 1", {"detect_size": 1024, "upsample": 1}),
+        ("full 2048, upsample 0", {"detect_size": 2048, "upsample": 0}, "numpy"),
+        ("detect 1024, upsample 0, dlib ResNet", default, "dlib"),
+        ("detect 1024, upsample 0 (default)", default, "numpy"),
+        ("detect 1024, upsample 1", {"detect_size": 1024, "upsample": 1}, "numpy"),
     ]
-    for name, kwargs in configs:
+    for name, kwargs, engine in configs:
         walls, cpus, found = [], [], 0
-        for data in photos:
-            result, wall, cpu = timed(lambda data=data, kwargs=kwargs: faces.detect(data, **kwargs))
-            walls.append(wall)
-            cpus.append(cpu)
-            found += len(result)
+        with descriptors_by(engine):
+            for data in photos:
+                result, wall, cpu = timed(lambda data=data, kwargs=kwargs: faces.detect(data, **kwargs))
+                walls.append(wall)
+                cpus.append(cpu)
+                found += len(result)
         cpu_mean = statistics.mean(cpus)
         print(
             f"  {name:34s} wall {statistics.mean(walls) * 1000:7.0f} ms  cpu {cpu_mean * 1000:7.0f} ms/photo"
@@ -209,9 +251,21 @@ def throughput(count: int) -> None:
         models = faces.load_models()
         _, wall, cpu = timed(lambda small=small, models=models: models.hog.run(small, 0, 0.0), repeats=2)
         print(f"  HOG alone at {size}: wall {wall * 1000:.0f} ms  cpu {cpu * 1000:.0f} ms")
-    chip = np.zeros((150, 150, 3), np.uint8) + 100
-    _, wall, cpu = timed(lambda: faces.load_models().net.compute_face_descriptor(chip), repeats=3)
-    print(f"  descriptor alone: wall {wall * 1000:.0f} ms  cpu {cpu * 1000:.0f} ms per face")
+    chips = [face_chip(photos[0])]
+    for engine in ("dlib", "numpy"):
+        with descriptors_by(engine):
+            describe = faces.load_models().describe
+            _, wall, cpu = timed(lambda describe=describe: describe(chips), repeats=3)
+            _, wall4, cpu4 = timed(lambda describe=describe: describe(chips * 4), repeats=2)
+        print(
+            f"  descriptor alone, {engine:5s}: cpu {cpu * 1000:.0f} ms per face (wall {wall * 1000:.0f});"
+            f" batch of 4: cpu {cpu4 * 250:.0f} ms per face"
+        )
+    with descriptors_by("dlib"):
+        reference = faces.load_models().describe(chips)
+    difference = np.abs(faces.load_models().describe(chips) - reference).max()
+    engine = faces.load_models().engine
+    print(f"  numpy vs dlib descriptor, largest difference: {difference:.1e} (engine in use: {engine})")
     _, wall, cpu = timed(lambda: faces.load_image(photos[0]), repeats=3)
     print(f"  WebP decode 2048: wall {wall * 1000:.0f} ms  cpu {cpu * 1000:.0f} ms")
 

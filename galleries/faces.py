@@ -56,15 +56,20 @@ from __future__ import annotations
 import functools
 import importlib.util
 import io
+import logging
 import math
 import os
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from galleries import face_net
+
+logger = logging.getLogger(__name__)
 
 DESCRIPTOR_SIZE = 128
 DESCRIPTOR_BYTES = DESCRIPTOR_SIZE * 4
@@ -150,7 +155,9 @@ class Models:
     hog: Any
     cnn: Any
     shape: Any
-    net: Any
+    net: Any  # dlib's own ResNet, kept as the reference and the fallback
+    describe: Callable[[Sequence[np.ndarray]], np.ndarray]  # chips -> (N, 128) float32
+    engine: str  # "numpy" or "dlib": who computes the descriptors
 
 
 # -- models -------------------------------------------------------------------
@@ -169,19 +176,66 @@ def models_dir() -> Path:
 @functools.cache
 def load_models() -> Models:
     """Once per process (~1-4 s, ~60 MB): workers should call it at start."""
-    # dlib-bin is built without BLAS, so only numpy's OpenBLAS could spawn
-    # threads; a worker per core wants one each. Effective only if set before
-    # numpy loads OpenBLAS, hence also in bench/faces.py and the worker env.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import dlib
 
     folder = models_dir()
+    resnet = folder / "dlib_face_recognition_resnet_model_v1.dat"
+    net = dlib.face_recognition_model_v1(str(resnet))
+    engine, describe = _descriptor_engine(resnet, net)
     return Models(
         hog=dlib.get_frontal_face_detector(),
         cnn=dlib.cnn_face_detection_model_v1(str(folder / "mmod_human_face_detector.dat")),
         shape=dlib.shape_predictor(str(folder / "shape_predictor_5_face_landmarks.dat")),
-        net=dlib.face_recognition_model_v1(str(folder / "dlib_face_recognition_resnet_model_v1.dat")),
+        net=net,
+        describe=describe,
+        engine=engine,
     )
+
+
+def _descriptor_engine(path: Path, net: Any) -> tuple[str, Callable[[Sequence[np.ndarray]], np.ndarray]]:
+    """The NumPy ResNet (galleries/face_net.py, ~5x faster than this dlib
+    wheel) when it reproduces dlib's descriptor on a reference chip, else
+    dlib's own. Checked once per process (~150 ms) so a new model file or a
+    dlib change cannot silently move every stored descriptor."""
+
+    def by_dlib(chips: Sequence[np.ndarray]) -> np.ndarray:
+        if not len(chips):
+            return np.zeros((0, DESCRIPTOR_SIZE), np.float32)
+        return np.asarray([np.asarray(v) for v in net.compute_face_descriptor(list(chips))], dtype=np.float32)
+
+    if not _setting("FACES_NUMPY_DESCRIPTORS", True):
+        return "dlib", by_dlib
+    try:
+        resnet = face_net.load(str(path))
+        # Noise drives every filter; a real face adds nothing to the check.
+        chip = np.random.default_rng(13).integers(0, 256, (CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
+        with _one_blas_thread():
+            difference = float(np.abs(resnet.describe([chip])[0] - by_dlib([chip])[0]).max())
+    except (face_net.ModelFormatError, ValueError, OSError) as exc:
+        logger.warning("faces: NumPy descriptors unavailable (%s); using dlib's", exc)
+        return "dlib", by_dlib
+    if difference > face_net.TOLERANCE:
+        logger.warning("faces: NumPy descriptors differ from dlib's by %.2g; using dlib's", difference)
+        return "dlib", by_dlib
+
+    def by_numpy(chips: Sequence[np.ndarray]) -> np.ndarray:
+        with _one_blas_thread():
+            return resnet.describe(chips)
+
+    return "numpy", by_numpy
+
+
+@functools.cache
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _one_blas_thread():
+    """One OpenBLAS thread for the duration: workers run one process per core
+    (as libvips runs one thread), so extra BLAS threads only contend."""
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -337,7 +391,7 @@ def _describe(rgb: np.ndarray, models: Models, boxes, detector: str, thumbnails:
     # Chips are cut from the full-resolution photo: the descriptor sees the
     # detail the downscaled detection copy threw away.
     chips = dlib.get_face_chips(rgb, shapes, size=CHIP_SIZE, padding=CHIP_PADDING)
-    descriptors = models.net.compute_face_descriptor(chips)
+    descriptors = models.describe(chips)
     faces = []
     for (box, score), shape, chip, vector in zip(boxes, shapes, chips, descriptors, strict=True):
         landmarks = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
