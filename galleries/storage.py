@@ -22,8 +22,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import secrets
 import shutil
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -94,6 +96,9 @@ def export_key(export: Any, extension: str) -> str:
 # well under the 10,000-part limit (80 GB) with one part buffered at a time.
 MULTIPART_PART_SIZE = 8 * 1024 * 1024
 READ_CHUNK_SIZE = 1024 * 1024
+# The local store's temporary names: put's "<key>.tmp", copy's
+# "<key>[.type].<hex>.tmp", write_stream's "<key>.<hex>.part".
+_PARTIAL = re.compile(r"\.(?:[0-9a-f]{8}\.)?(?:tmp|part)$")
 
 
 class MediaStore:
@@ -144,6 +149,13 @@ class MediaStore:
     def list_keys(self, prefix: str) -> Iterator[str]:
         """Every key under ``prefix`` (the bucket reconciliation of cleanup_galleries)."""
         raise NotImplementedError
+
+    def abandoned_partial(self, key: str, *, older_than: timedelta) -> bool:
+        """Whether ``key`` is the leftover of a write that died (a process
+        killed between writing a temporary file and renaming it) and is older
+        than ``older_than``. S3 never shows a partial object (an unfinished
+        multipart upload is no key), so only the local store has any."""
+        return False
 
     def media_url(self, key: str, *, ttl: int, filename: str | None = None) -> str:
         """A short-lived URL the browser can fetch, handed out after our access
@@ -457,6 +469,15 @@ class LocalMediaStore(MediaStore):
         with open(self._path(key), "rb") as fh:
             while chunk := fh.read(chunk_size):
                 yield chunk
+
+    def abandoned_partial(self, key: str, *, older_than: timedelta) -> bool:
+        if not _PARTIAL.search(key):
+            return False
+        try:
+            modified = self._path(key).stat().st_mtime
+        except FileNotFoundError:
+            return False
+        return time.time() - modified > older_than.total_seconds()
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         """Every key under ``prefix``. The ``.type`` sidecars belong to their

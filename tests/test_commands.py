@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -201,6 +202,32 @@ def test_files_of_an_export_being_built_are_not_orphans(studio):
 
     assert building in _keys(media_store(), studio)
     assert "orphan " not in out
+
+
+def test_a_dead_writes_leftover_beside_a_live_photo_is_an_orphan_once_old(studio, django_capture_on_commit_callbacks):
+    """A worker killed between writing "<key>.tmp" and renaming it leaves a
+    file under a live photo's folder: its owner exists, yet nothing will read
+    it. Old ones are orphans; a fresh one may be a write in progress."""
+    gallery = factories.gallery(studio)
+    live = _asset(studio, gallery, AssetStatus.READY, 1, with_bytes=True)
+    store = media_store()
+    base = f"studios/{studio.pk}/galleries/{gallery.pk}/derivatives/{live.pk}"
+    dead, fresh, streamed = f"{base}/large.webp.tmp", f"{base}/medium.webp.tmp", f"{base}/x.zip.0a1b2c3d.part"
+    kept = f"{base}/thumb.webp"
+    for key in (dead, fresh, streamed, kept):
+        store.put(key, b"RIFF", "image/webp")
+    old = timezone.now().timestamp() - 25 * 3600
+    for key in (dead, streamed):
+        path = Path(store.storage.path(key))
+        os.utime(path, (old, old))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        out = run("cleanup_galleries", "--delete-orphans")
+
+    keys = _keys(store, studio)
+    assert dead not in keys and streamed not in keys
+    assert {fresh, kept, live.storage_key} <= keys
+    assert "orphan" in out
 
 
 def test_studio_option_scopes_the_work(studio, other_studio, django_capture_on_commit_callbacks):

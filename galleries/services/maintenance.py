@@ -22,6 +22,9 @@ from studio.auditing import Action, audit_record
 from studio.tenancy import current_studio
 
 # studios/<studio>/galleries/<gallery>/<kind>/<rest>
+# Longer than any write runs (derivatives, exports), so one in progress is
+# never taken for a dead one's leftover.
+PARTIAL_WRITE_GRACE = timedelta(hours=24)
 _KEY = re.compile(r"^studios/(?P<studio>[^/]+)/galleries/(?P<gallery>[^/]+)/(?P<kind>[a-z]+)/(?P<rest>.+)$")
 
 
@@ -88,6 +91,11 @@ def orphan_keys(store: MediaStore) -> list[str]:
     orphans = []
     for key in store.list_keys(f"studios/{studio.pk}/"):
         if key in live_keys:
+            continue
+        if store.abandoned_partial(key, older_than=PARTIAL_WRITE_GRACE):
+            # A write killed before its rename, next to a live photo's files:
+            # its owner exists, but nothing will ever read or finish it.
+            orphans.append(key)
             continue
         match = _KEY.match(key)
         if match is not None and match["studio"] == str(studio.pk):
