@@ -12,7 +12,6 @@ from django.conf import settings
 from django.db.models import (
     Avg,
     BigIntegerField,
-    Case,
     Count,
     F,
     FloatField,
@@ -23,7 +22,6 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
-    When,
 )
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
@@ -52,29 +50,40 @@ def derivative_estimate(size: int) -> int:
     return min(size, settings.DERIVATIVE_ESTIMATE_BYTES)
 
 
-def storage_usage(studio: Studio, *, now: datetime | None = None) -> int:
-    """Bytes the studio stores, or has been promised room for:
+def _usage_totals(*, now: datetime) -> dict[str, Any]:
+    """The parts of what a studio stores, or has been promised room for, as
+    aggregates over its photos (the bin included: its bytes are stored until
+    purged). Both storage_usage and storage_report add up these, so the
+    figure enforced and the figure shown cannot drift apart:
 
-    - a ready photo: its original and its derivatives, as measured;
+    - a ready or failed photo: its original and its derivatives, as measured
+      (a failed one's original is kept until the cleanup's retention);
     - a photo processing: its original and an estimate of its derivatives;
-    - a failed photo: its original (kept until the cleanup's retention);
     - an upload target handed out: the file and the estimate, reserved until
       UPLOAD_RESERVATION_SECONDS after it was given, then released (a target
       never used stops counting)."""
-    now = now or timezone.now()
     estimate = Least(F("size"), Value(settings.DERIVATIVE_ESTIMATE_BYTES))
     reserved_since = now - timedelta(seconds=settings.UPLOAD_RESERVATION_SECONDS)
-    stored = Case(
-        When(status=AssetStatus.READY, then=F("size") + F("derivative_bytes")),
-        When(status=AssetStatus.PROCESSING, then=F("size") + estimate),
-        When(status=AssetStatus.FAILED, then=F("size") + F("derivative_bytes")),
-        When(status=AssetStatus.AWAITING_UPLOAD, created_at__gte=reserved_since, then=F("size") + estimate),
-        default=Value(0),
-        output_field=BigIntegerField(),
-    )
-    # The bin counts: its bytes are stored until purged.
-    totals = Asset.with_deleted.filter(studio=studio).aggregate(total=Coalesce(Sum(stored), 0))
-    return int(totals["total"])
+    stored = Q(status__in=[AssetStatus.READY, AssetStatus.PROCESSING, AssetStatus.FAILED])
+    measured = Q(status__in=[AssetStatus.READY, AssetStatus.FAILED])
+    waiting = Q(status=AssetStatus.AWAITING_UPLOAD, created_at__gte=reserved_since)
+    big = BigIntegerField()
+    return {
+        "originals": Coalesce(Sum("size", filter=stored), 0, output_field=big),
+        "derivatives": Coalesce(Sum("derivative_bytes", filter=measured), 0, output_field=big),
+        "coming": Coalesce(Sum(estimate, filter=Q(status=AssetStatus.PROCESSING)), 0, output_field=big),
+        "targets": Coalesce(Sum(F("size") + estimate, filter=waiting), 0, output_field=big),
+    }
+
+
+_USAGE_PARTS = ("originals", "derivatives", "coming", "targets")
+
+
+def storage_usage(studio: Studio, *, now: datetime | None = None) -> int:
+    """Bytes the studio stores, or has been promised room for (_usage_totals):
+    what uploads are checked against."""
+    totals = Asset.with_deleted.filter(studio=studio).aggregate(**_usage_totals(now=now or timezone.now()))
+    return int(sum(totals[part] for part in _USAGE_PARTS))
 
 
 # Where the studio admin and the API start warning, as fractions of the quota.
@@ -85,21 +94,11 @@ def storage_report(studio: Studio, *, now: datetime | None = None) -> dict[str, 
     """The studio's storage, as its owner reads it: bytes of originals and
     of derivatives (measured), bytes reserved for uploads and derivatives on
     their way (estimates), photos stored, the quota and how full it is.
-    ``used_bytes`` is what uploads are checked against (storage_usage), so
-    the figure shown and the figure enforced never disagree."""
-    now = now or timezone.now()
-    estimate = Least(F("size"), Value(settings.DERIVATIVE_ESTIMATE_BYTES))
-    reserved_since = now - timedelta(seconds=settings.UPLOAD_RESERVATION_SECONDS)
+    ``used_bytes`` is storage_usage's figure, from the same aggregates."""
     stored = Q(status__in=[AssetStatus.READY, AssetStatus.PROCESSING, AssetStatus.FAILED])
-    waiting = Q(status=AssetStatus.AWAITING_UPLOAD, created_at__gte=reserved_since)
     big = BigIntegerField()
     totals = Asset.with_deleted.filter(studio=studio).aggregate(
-        originals=Coalesce(Sum("size", filter=stored), 0, output_field=big),
-        derivatives=Coalesce(
-            Sum("derivative_bytes", filter=Q(status__in=[AssetStatus.READY, AssetStatus.FAILED])), 0, output_field=big
-        ),
-        coming=Coalesce(Sum(estimate, filter=Q(status=AssetStatus.PROCESSING)), 0, output_field=big),
-        targets=Coalesce(Sum(F("size") + estimate, filter=waiting), 0, output_field=big),
+        **_usage_totals(now=now or timezone.now()),
         photos=Count("pk", filter=stored),
         ready=Count("pk", filter=Q(status=AssetStatus.READY, deleted_at=None)),
         in_bin=Count("pk", filter=Q(deleted_at__isnull=False)),
@@ -107,7 +106,7 @@ def storage_report(studio: Studio, *, now: datetime | None = None) -> dict[str, 
             Sum(F("size") + F("derivative_bytes"), filter=Q(deleted_at__isnull=False)), 0, output_field=big
         ),
     )
-    used = int(totals["originals"] + totals["derivatives"] + totals["coming"] + totals["targets"])
+    used = int(sum(totals[part] for part in _USAGE_PARTS))
     quota = studio.storage_quota_bytes
     fraction = used / quota if quota else 1.0
     level = next((name for threshold, name in STORAGE_WARNING_LEVELS if fraction >= threshold), "ok")
