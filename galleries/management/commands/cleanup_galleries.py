@@ -21,13 +21,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import os
 import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.utils import timezone
@@ -67,7 +67,13 @@ def cleanup_lock() -> Iterator[bool]:
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_ID])
         return
-    name = hashlib.sha256(str(settings.DATABASES["default"]["NAME"]).encode()).hexdigest()[:16]
+    # The connection's database: a test run must not share a lock with the
+    # real one, and an in-memory database is a different one in each process
+    # (parallel test workers), so its lock is per process.
+    database = str(connection.settings_dict["NAME"])
+    if database == ":memory:" or "mode=memory" in database:
+        database += f"#{os.getpid()}"
+    name = hashlib.sha256(database.encode()).hexdigest()[:16]
     path = Path(tempfile.gettempdir()) / f"cleanup_galleries-{name}.lock"
     with open(path, "w") as handle:
         try:
