@@ -10,7 +10,16 @@ left. So the pipeline:
 2. decodes once with libvips, a JPEG shrinking on load (DCT scaling by 2, 4
    or 8 while the result stays at least as large as the biggest output) and
    streaming straight into the resize to the large size, so the shrunk
-   frame is never held whole;
+   frame is never held whole. A progressive JPEG is the exception that no
+   option changes: libjpeg must Huffman-decode every scan of the whole frame
+   into its coefficient buffer (2 bytes a coefficient, ~72 MB at 24 MP,
+   whatever the access mode) before the first row comes out, and DCT scaling
+   only saves the inverse DCT after it. At 24 MP that decode is ~390 ms CPU
+   at shrink 2 against ~110 ms for a baseline file, and ~360 ms even at
+   shrink 8 (libvips' mozjpeg and Pillow's libjpeg-turbo alike; file, buffer
+   or source, sequential or random, any fail_on: the same), so such a file
+   is decoded once, at the floor's own cost, and stays ~1.6-1.8x naive at
+   best (bench/derivatives.py);
 3. applies the EXIF orientation to that large image, the smallest one every
    size is cut from (turning a 3000x2000 decode costs twice as much); a
    JPEG's rotation no longer forces a random-access decode either;
@@ -475,6 +484,10 @@ def _fast_jpeg(path: str, info: ImageInfo, fail_on: str) -> pyvips.Image | None:
     into the resize, then oriented and converted at that size. ``None`` when
     the file needs the general path (CMYK, a grey or CMYK profile...)."""
     long_edge = max(info.width, info.height)
+    # One decode, progressive or not: thumbnail()/thumbnail_buffer() would
+    # cost more (they decode the same way, then resize on their own terms),
+    # and a progressive file's Huffman decode of every scan is not shrunk by
+    # any loader option (module docstring, step 2).
     image = pyvips.Image.new_from_file(
         path, access="sequential", fail_on=fail_on, shrink=_jpeg_shrink(long_edge, SIZES[0][1])
     )
