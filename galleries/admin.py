@@ -804,11 +804,11 @@ class PersonAdmin(StudioModelAdmin):
     form = PersonForm
     read_scope = "gallery:read"
     write_scope = "gallery:write"
-    list_display = ["cover_crop", "label", "gallery", "face_count", "photo_count", "hidden"]
+    list_display = ["cover_crop", "label", "gallery", "faces", "photo_count", "hidden"]
     list_display_links = ["cover_crop", "label"]
     list_filter = ["hidden"]
     search_fields = ["name", "gallery__title"]
-    readonly_fields = ["gallery", "cover_crop", "face_count", "photos"]
+    readonly_fields = ["gallery", "cover_crop", "faces", "photos"]
     actions = ["merge_selected", "hide_selected"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -820,8 +820,17 @@ class PersonAdmin(StudioModelAdmin):
             super()
             .get_queryset(request)
             .select_related("gallery", "cover__studio")
-            .annotate(n_photos=Count("faces__asset", filter=live, distinct=True))
+            .annotate(
+                n_photos=Count("faces__asset", filter=live, distinct=True),
+                n_faces=Count("faces", filter=live, distinct=True),
+            )
         )
+
+    @admin.display(description="Faces", ordering="n_faces")
+    def faces(self, person: Person) -> int:
+        # Faces in photos not in the staff bin, as the photo count: the
+        # stored face_count (ordering, covers) includes binned ones.
+        return person.n_faces
 
     @admin.display(description="")
     def cover_crop(self, person: Person) -> str:

@@ -197,6 +197,12 @@ def test_persons_list_rename_hide_cover_merge_split(studio, staff) -> None:
     listed = staff.get(url).json()
     assert [(p["face_count"], p["photo_count"]) for p in listed] == [(2, 2), (1, 1)]
     assert staff.get(listed[0]["cover_url"]).status_code == 200
+    # A photo in the staff bin leaves both counts until it is restored.
+    assets_url = gallery_url(studio, gallery, "assets/")
+    assert staff.delete(f"{assets_url}{b.asset_id}/").status_code == 204
+    assert [(p["face_count"], p["photo_count"]) for p in staff.get(url).json()] == [(1, 1), (1, 1)]
+    assert staff.post(f"{assets_url}{b.asset_id}/restore/").status_code == 200
+    assert [(p["face_count"], p["photo_count"]) for p in staff.get(url).json()] == [(2, 2), (1, 1)]
     person = a.person
 
     renamed = staff.patch(f"{url}{person.pk}/", {"name": "Ada", "cover": str(b.pk)}, format="json")

@@ -26,6 +26,9 @@ def face_thumb_url(request: Any, face_id: Any, *, studio_slug: str, gallery_id: 
 
 class PersonSerializer(serializers.ModelSerializer):
     photo_count = serializers.IntegerField(read_only=True, help_text="Photos (not in the bin) they appear in.")
+    face_count = serializers.IntegerField(
+        source="live_face_count", read_only=True, help_text="Their faces in photos not in the bin."
+    )
     cover = serializers.UUIDField(
         source="cover_id", required=False, help_text="The face shown for them: one of their own (PATCH to choose)."
     )

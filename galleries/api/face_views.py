@@ -70,9 +70,10 @@ class PersonViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Upd
 
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
         live = Q(faces__asset__deleted_at=None)
-        return queryset.annotate(photo_count=Count("faces__asset", filter=live, distinct=True)).order_by(
-            "hidden", "-face_count", "created_at"
-        )
+        return queryset.annotate(
+            photo_count=Count("faces__asset", filter=live, distinct=True),
+            live_face_count=Count("faces", filter=live, distinct=True),
+        ).order_by("hidden", "-face_count", "created_at")
 
     def perform_update(self, serializer: PersonSerializer) -> None:
         data = dict(serializer.validated_data)
