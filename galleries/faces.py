@@ -205,12 +205,12 @@ def _descriptor_engine(path: Path, net: Any) -> tuple[str, Callable[[Sequence[np
 
     if not _setting("FACES_NUMPY_DESCRIPTORS", True):
         return "dlib", by_dlib
+    _one_blas_thread()
     try:
         resnet = face_net.load(str(path))
         # Noise drives every filter; a real face adds nothing to the check.
         chip = np.random.default_rng(13).integers(0, 256, (CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
-        with _one_blas_thread():
-            difference = float(np.abs(resnet.describe([chip])[0] - by_dlib([chip])[0]).max())
+        difference = float(np.abs(resnet.describe([chip])[0] - by_dlib([chip])[0]).max())
     except (face_net.ModelFormatError, ValueError, OSError) as exc:
         logger.warning("faces: NumPy descriptors unavailable (%s); using dlib's", exc)
         return "dlib", by_dlib
@@ -218,24 +218,20 @@ def _descriptor_engine(path: Path, net: Any) -> tuple[str, Callable[[Sequence[np
         logger.warning("faces: NumPy descriptors differ from dlib's by %.2g; using dlib's", difference)
         return "dlib", by_dlib
 
-    def by_numpy(chips: Sequence[np.ndarray]) -> np.ndarray:
-        with _one_blas_thread():
-            return resnet.describe(chips)
-
-    return "numpy", by_numpy
+    return "numpy", resnet.describe
 
 
 @functools.cache
-def _blas_controller():
-    from threadpoolctl import ThreadpoolController
+def _one_blas_thread() -> None:
+    """One OpenBLAS thread for the whole process, set once when the models
+    load: workers and web processes run one per core (as libvips runs one
+    thread), so extra BLAS threads only contend. Process-wide on purpose: a
+    limit entered and left around each call races between a web process's
+    threads (one thread's exit restores the count another is running under),
+    and OPENBLAS_NUM_THREADS only works if set before numpy is imported."""
+    from threadpoolctl import threadpool_limits
 
-    return ThreadpoolController()
-
-
-def _one_blas_thread():
-    """One OpenBLAS thread for the duration: workers run one process per core
-    (as libvips runs one thread), so extra BLAS threads only contend."""
-    return _blas_controller().limit(limits=1, user_api="blas")
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def _setting(name: str, default: Any) -> Any:

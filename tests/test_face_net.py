@@ -39,8 +39,12 @@ def by_dlib(models: faces.Models, chips) -> np.ndarray:
     return np.asarray([np.asarray(v) for v in models.net.compute_face_descriptor(list(chips))], np.float32)
 
 
-def test_the_default_engine_is_numpy(models):
+def test_the_default_engine_is_numpy_on_one_blas_thread(models):
+    from threadpoolctl import threadpool_info
+
     assert models.engine == "numpy"
+    # One process per core: numpy's OpenBLAS must not add threads of its own.
+    assert {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"} == {1}
 
 
 def test_numpy_descriptors_equal_dlib_on_real_faces(models):
