@@ -82,6 +82,8 @@ class _Reader:
         return char == b"1"
 
     def float(self) -> float:
+        if self.pos >= len(self.data):
+            raise ModelFormatError("file ends early")
         if self.data[self.pos] & 0x70:
             raise ModelFormatError("ASCII floats (dlib < 18.x) are not supported")
         mantissa, exponent = self.int(), self.int()
@@ -89,7 +91,10 @@ class _Reader:
 
     def str(self) -> str:
         size = self.int()
-        return bytes(self._take(size)).decode("ascii")
+        try:
+            return bytes(self._take(size)).decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise ModelFormatError(f"bad string before {self.pos}") from exc
 
     def tensor(self) -> np.ndarray:
         if self.int() != 2:

@@ -211,8 +211,8 @@ def _descriptor_engine(path: Path, net: Any) -> tuple[str, Callable[[Sequence[np
         # Noise drives every filter; a real face adds nothing to the check.
         chip = np.random.default_rng(13).integers(0, 256, (CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
         difference = float(np.abs(resnet.describe([chip])[0] - by_dlib([chip])[0]).max())
-    except (face_net.ModelFormatError, ValueError, OSError) as exc:
-        logger.warning("faces: NumPy descriptors unavailable (%s); using dlib's", exc)
+    except Exception as exc:  # noqa: BLE001 - any failure of the fast path means dlib's, never no faces
+        logger.warning("faces: NumPy descriptors unavailable (%r); using dlib's", exc)
         return "dlib", by_dlib
     if difference > face_net.TOLERANCE:
         logger.warning("faces: NumPy descriptors differ from dlib's by %.2g; using dlib's", difference)

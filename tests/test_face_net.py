@@ -95,6 +95,25 @@ def test_a_damaged_file_is_refused(resnet_path, damage):
         face_net._parse(damage(resnet_path.read_bytes()))
 
 
+def test_any_damaged_byte_is_refused_or_parsed_never_crashes(resnet_path):
+    """Flip each of the first 400 bytes (the header and first layers, where
+    parsing decides) and 200 random ones: a refusal or a parse, never another
+    error. A parse of damaged weights is what the start-up check catches."""
+    data = resnet_path.read_bytes()
+    rng = np.random.default_rng(5)
+    positions = [*range(400), *rng.integers(0, len(data), 200).tolist()]
+    outcomes = set()
+    for position in positions:
+        damaged = bytearray(data)
+        damaged[position] ^= 0x5A
+        try:
+            face_net._parse(bytes(damaged))
+            outcomes.add("parsed")
+        except face_net.ModelFormatError:
+            outcomes.add("refused")
+    assert "refused" in outcomes
+
+
 def test_load_models_falls_back_to_dlib_when_numpy_disagrees(monkeypatch, caplog, models, resnet_path):
     real = face_net.load(str(resnet_path))
     skewed = face_net.ResNet(tuple(real.mean.ravel() + 3.0), real.layers)
