@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import io
 import os
 import statistics
@@ -191,10 +192,8 @@ def descriptors_by(engine: str):
     if engine != "dlib":
         raise SystemExit(f"the {engine} descriptor engine is not available here (using {models.engine})")
 
-    def by_dlib(chips):
-        return np.asarray([np.asarray(v) for v in models.net.compute_face_descriptor(list(chips))], np.float32)
-
     original = faces.load_models
+    by_dlib = functools.partial(faces.describe_with_dlib, models.net)
     swapped = dataclasses.replace(models, describe=by_dlib, engine="dlib")
     faces.load_models = lambda: swapped
     try:

@@ -192,17 +192,20 @@ def load_models() -> Models:
     )
 
 
+def describe_with_dlib(net: Any, chips: Sequence[np.ndarray]) -> np.ndarray:
+    """(N, 128) float32 descriptors by dlib's own ResNet (``Models.net``)."""
+    if not len(chips):
+        return np.zeros((0, DESCRIPTOR_SIZE), np.float32)
+    return np.asarray([np.asarray(v) for v in net.compute_face_descriptor(list(chips))], dtype=np.float32)
+
+
 def _descriptor_engine(path: Path, net: Any) -> tuple[str, Callable[[Sequence[np.ndarray]], np.ndarray]]:
     """The NumPy ResNet (galleries/face_net.py, ~5x faster than this dlib
     wheel) when it reproduces dlib's descriptor on a reference chip, else
     dlib's own. Checked once per process (~150 ms) so a new model file or a
     dlib change cannot silently move every stored descriptor."""
 
-    def by_dlib(chips: Sequence[np.ndarray]) -> np.ndarray:
-        if not len(chips):
-            return np.zeros((0, DESCRIPTOR_SIZE), np.float32)
-        return np.asarray([np.asarray(v) for v in net.compute_face_descriptor(list(chips))], dtype=np.float32)
-
+    by_dlib = functools.partial(describe_with_dlib, net)
     if not _setting("FACES_NUMPY_DESCRIPTORS", True):
         return "dlib", by_dlib
     _one_blas_thread()
