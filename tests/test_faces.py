@@ -290,6 +290,38 @@ def test_find_me_refuses_a_photo_without_a_face(studio, pictured) -> None:
     assert response.json()["error"]["details"]["reason"] == "no_face"
 
 
+def test_a_big_selfie_never_touches_the_disk_and_a_too_big_one_is_refused(studio, pictured, settings, monkeypatch):
+    """Django writes an upload above FILE_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) to
+    a temporary file; a selfie must stay in memory at any accepted size."""
+    from django.core.files import uploadedfile
+
+    written = []
+    real = uploadedfile.TemporaryUploadedFile.__init__
+
+    def spy(self, *args, **kwargs):
+        written.append(args)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(uploadedfile.TemporaryUploadedFile, "__init__", spy)
+    gallery = pictured["gallery"]
+    portal = portal_client(gallery)
+    # A camera-sized selfie: her face in a 4000 x 4800 px JPEG of ~4-5 MB.
+    noise = np.random.default_rng(3).integers(0, 40, (4800, 4000, 3), dtype=np.uint8)
+    big = Image.fromarray(noise)
+    big.paste(Image.open(io.BytesIO(selfie_jpeg())).resize((2500, 3000)), (750, 900))
+    out = io.BytesIO()
+    big.save(out, "JPEG", quality=92)
+    assert out.tell() > 3 * 1024 * 1024
+    response = _find_me(portal, gallery, out.getvalue())
+    assert response.status_code == 200, response.content
+    assert written == []
+
+    settings.FACES_SELFIE_MAX_BYTES = 2 * 1024 * 1024
+    refused = _find_me(portal, gallery, out.getvalue())
+    assert refused.status_code == 400
+    assert refused.json()["error"]["fields"]["selfie"] and written == []
+
+
 def test_find_me_is_throttled_per_visitor(studio, pictured, settings) -> None:
     settings.FACES_FIND_ME_PER_HOUR = 1
     gallery = pictured["gallery"]

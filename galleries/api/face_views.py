@@ -12,12 +12,14 @@ import math
 from typing import Any, ClassVar
 
 from django.conf import settings
+from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.metadata import SimpleMetadata
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -237,6 +239,22 @@ def _session_key(gallery: Gallery) -> str:
     return f"find_me:{gallery.pk}"
 
 
+class SelfieInMemory(MemoryFileUploadHandler):
+    """A selfie stays in memory whatever its size: Django's default handlers
+    write an upload above FILE_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) to a temporary
+    file, which "never stored" rules out. Bounded instead by
+    FACES_SELFIE_MAX_BYTES per file, refused as soon as a file passes it."""
+
+    def handle_raw_input(self, input_data: Any, META: Any, content_length: int, boundary: Any, encoding=None) -> None:
+        self.activated = True
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
+        limit = settings.FACES_SELFIE_MAX_BYTES
+        if start + len(raw_data) > limit:
+            raise ValidationError({"selfie": [f"The image is larger than {limit // (1024 * 1024)} MB."]})
+        return super().receive_data_chunk(raw_data, start)
+
+
 @extend_schema(tags=["portal"])
 class FindMeView(PortalAPIView):
     """ "Find me": GET says whether the gallery offers it, with the studio's
@@ -247,6 +265,11 @@ class FindMeView(PortalAPIView):
 
     model = Asset
     parser_classes: ClassVar[list[Any]] = [MultiPartParser, FormParser, JSONParser]
+
+    def initialize_request(self, request: Any, *args: Any, **kwargs: Any) -> Request:
+        # Before anything reads the body (the portal's CSRF check reads the form).
+        request.upload_handlers = [SelfieInMemory(request)]
+        return super().initialize_request(request, *args, **kwargs)
 
     @extend_schema(responses=FindMeInfoSerializer)
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
