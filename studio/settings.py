@@ -632,6 +632,11 @@ FACES_SPLIT_THRESHOLD = env.float("FACES_SPLIT_THRESHOLD", default=0.4)
 # 2048 px derivative at ~0.65 s CPU per photo.
 FACES_DETECT_SIZE = env.int("FACES_DETECT_SIZE", default=1024)
 FACES_MIN_FACE_PX = env.int("FACES_MIN_FACE_PX", default=40)
+# Descriptors by dlib's ResNet run in NumPy (galleries/face_net.py, checked
+# against dlib's at start); False uses dlib's own, ~5x slower on dlib-bin.
+FACES_NUMPY_DESCRIPTORS = env.bool("FACES_NUMPY_DESCRIPTORS", default=True)
+# Pixels a photo or selfie may have before it is decoded for faces.
+FACES_MAX_PIXELS = env.int("FACES_MAX_PIXELS", default=60_000_000)
 # "Find me": a face at most this far from the selfie is a match; below
 # FACES_FIND_ME_SURE the client sees it as a sure one.
 FACES_FIND_ME_THRESHOLD = env.float("FACES_FIND_ME_THRESHOLD", default=0.5)
