@@ -19,7 +19,6 @@ distinct profile.
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import struct
 from collections.abc import Sequence
@@ -168,8 +167,14 @@ def _probe_colours() -> Image.Image:
 
 
 @functools.lru_cache(maxsize=64)
-def _is_srgb_digest(digest: str, profile: bytes) -> bool:
-    del digest  # the cache key: hashing the digest is cheaper than the profile
+def is_srgb(profile: bytes) -> bool:
+    """Whether an ICC profile is sRGB in effect: converting through it to
+    sRGB moves no colour of a dense probe set by more than one level.
+
+    Judged by what the profile does, not by its name: "sRGB IEC61966-2.1"
+    from one vendor and "sRGB built-in" from another are the same, while a
+    v4 "sRGB ... black scaled" profile is not. Cached by the profile's bytes,
+    so a camera's profile is checked once per process (tens of milliseconds)."""
     if len(profile) < 132 or profile[16:20] != b"RGB ":
         return False
     try:
@@ -180,14 +185,3 @@ def _is_srgb_digest(digest: str, profile: bytes) -> bool:
         return False  # unreadable here: the full transform decides (or fails) as before
     before, after = _probe_colours().tobytes(), converted.tobytes()
     return max(abs(a - b) for a, b in zip(before, after, strict=True)) <= SRGB_TOLERANCE
-
-
-def is_srgb(profile: bytes) -> bool:
-    """Whether an ICC profile is sRGB in effect: converting through it to
-    sRGB moves no colour of a dense probe set by more than one level.
-
-    Judged by what the profile does, not by its name: "sRGB IEC61966-2.1"
-    from one vendor and "sRGB built-in" from another are the same, while a
-    v4 "sRGB ... black scaled" profile is not. Cached by MD5, so a camera's
-    profile is checked once per process (tens of milliseconds)."""
-    return _is_srgb_digest(hashlib.md5(profile, usedforsecurity=False).hexdigest(), profile)
