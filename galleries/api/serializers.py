@@ -38,6 +38,18 @@ _PLACEHOLDER = uuid.UUID(int=0)
 # The lean lists format instants with DRF's own field (the active zone, "Z"
 # for UTC), so they cannot drift from the serializers' output.
 _INSTANT = serializers.DateTimeField()
+# A photo whose original cannot be offered: the upload failed or never came.
+NO_ORIGINAL = (AssetStatus.FAILED, AssetStatus.AWAITING_UPLOAD)
+
+
+def derivative_sizes(derivatives: dict[str, Any] | None) -> dict[str, dict[str, int]]:
+    """Pixel sizes of the derivatives: srcset widths and the viewer's layout
+    before a byte of the image arrives."""
+    return {
+        variant: {"width": d.get("width") or 0, "height": d.get("height") or 0}
+        for variant, d in (derivatives or {}).items()
+        if variant in VARIANTS
+    }
 
 
 class MediaUrls:
@@ -206,7 +218,7 @@ class StaffAssetSerializer(serializers.ModelSerializer):
     def get_urls(self, asset: Asset) -> dict[str, str | None]:
         kwargs = {"studio_slug": self.context["studio"].slug, "gallery_pk": asset.gallery_id}
         urls = _media_urls(self, "api:gallery-asset-media", kwargs)
-        return urls(asset, originals=asset.status not in (AssetStatus.FAILED, AssetStatus.AWAITING_UPLOAD))
+        return urls(asset, originals=asset.status not in NO_ORIGINAL)
 
     def get_trashed(self, asset: Asset) -> bool:
         return asset.trashed_at is not None
@@ -219,7 +231,6 @@ def staff_asset_rows(rows: Iterable[dict[str, Any]], *, urls: MediaUrls) -> list
     stays the schema and the detail's shape; tests/test_lean_lists.py holds
     the two equal field by field."""
     instant = _INSTANT.to_representation
-    unusable = (AssetStatus.FAILED, AssetStatus.AWAITING_UPLOAD)
     return [
         {
             "id": str(row["id"]),
@@ -236,7 +247,7 @@ def staff_asset_rows(rows: Iterable[dict[str, Any]], *, urls: MediaUrls) -> list
             "trashed": row["trashed_at"] is not None,
             "average_stars": None if row["average_stars"] is None else float(row["average_stars"]),
             "rating_count": row["rating_count"],
-            "urls": urls.row(row["id"], row["derivatives"], originals=row["status"] not in unusable),
+            "urls": urls.row(row["id"], row["derivatives"], originals=row["status"] not in NO_ORIGINAL),
             "created_at": instant(row["created_at"]),
         }
         for row in rows
@@ -470,25 +481,16 @@ class PortalAssetSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(_SIZES_SCHEMA)
     def get_sizes(self, asset: Asset) -> dict[str, dict[str, int]]:
-        # Pixel sizes of the derivatives: srcset widths and the viewer's layout
-        # before a byte of the image arrives.
-        return {
-            variant: {"width": d.get("width") or 0, "height": d.get("height") or 0}
-            for variant, d in (asset.derivatives or {}).items()
-            if variant in VARIANTS
-        }
+        return derivative_sizes(asset.derivatives)
 
     def get_folders(self, asset: Asset) -> list[str]:
-        by_asset = self.context.get("folders_by_asset")
-        if by_asset is None:  # one photo (a list page fetched them all in one query)
-            gallery, visitor = self.context.get("gallery"), self.context.get("visitor")
-            visible = None
-            if gallery is not None and visitor is not None:
-                visible = selectors.visible_folders(
-                    Folder.objects.filter(gallery=gallery), gallery=gallery, visitor=visitor
-                )
-            by_asset = selectors.folder_ids_by_asset([asset], visible=visible)
-        return by_asset.get(asset.pk, [])
+        # One photo (the detail): a list page builds its rows in portal_asset_rows.
+        gallery, visitor = self.context.get("gallery"), self.context.get("visitor")
+        visible = None
+        if gallery is not None and visitor is not None:
+            folders = Folder.objects.filter(gallery=gallery)
+            visible = selectors.visible_folders(folders, gallery=gallery, visitor=visitor)
+        return selectors.folder_ids_by_asset([asset], visible=visible).get(asset.pk, [])
 
     def get_trashed(self, asset: Asset) -> bool:
         return asset.trashed_at is not None
@@ -517,11 +519,7 @@ def portal_asset_rows(
             "folders": folders_by_asset.get(row["id"], []),
             "trashed": row["trashed_at"] is not None,
             "urls": urls.row(row["id"], row["derivatives"], originals=originals),
-            "sizes": {
-                variant: {"width": d.get("width") or 0, "height": d.get("height") or 0}
-                for variant, d in (row["derivatives"] or {}).items()
-                if variant in VARIANTS
-            },
+            "sizes": derivative_sizes(row["derivatives"]),
         }
         for row in rows
     ]
