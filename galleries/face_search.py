@@ -42,9 +42,6 @@ def gallery_index(gallery: Gallery) -> faces.FaceIndex:
             return index
     rows = Face.objects.filter(gallery=gallery).values_list("asset_id", "descriptor")
     index = faces.FaceIndex.from_rows((asset_id, bytes(data)) for asset_id, data in rows)
-    # FaceIndex reuses one buffer per query: a lock per index keeps two
-    # threads of one web process from sharing it mid-query.
-    index.lock = threading.Lock()  # type: ignore[attr-defined]
     with _lock:
         for stale in [k for k in _indexes if k[0] == gallery.pk]:
             del _indexes[stale]
@@ -111,9 +108,8 @@ def find_assets(gallery: Gallery, descriptor: np.ndarray, *, threshold: float) -
     if pgvector_available():
         matches = _pgvector_matches(gallery, descriptor, threshold)
     else:
-        index = gallery_index(gallery)
-        with index.lock:  # type: ignore[attr-defined]
-            matches = index.photos_of(descriptor, threshold)
+        # Thread-safe without a lock: a FaceIndex is read-only after it is built.
+        matches = gallery_index(gallery).photos_of(descriptor, threshold)
     if not matches:
         return []
     live = set(

@@ -618,7 +618,6 @@ class FaceIndex:
         self.norms = np.einsum("ij,ij->i", self.matrix, self.matrix)
         # One buffer reused by every single-vector query: no allocation in
         # the hot path (queries are served from one thread per index).
-        self._buffer = np.empty(len(self.matrix), dtype=np.float32)
 
     @classmethod
     def from_rows(cls, rows: Iterable[tuple[Hashable, bytes]]) -> FaceIndex:
@@ -630,8 +629,9 @@ class FaceIndex:
 
     def _squared(self, query: np.ndarray) -> np.ndarray:
         query = np.asarray(query, dtype=np.float32).reshape(DESCRIPTOR_SIZE)
-        out = self._buffer
-        np.matmul(self.matrix, query, out=out)
+        # A fresh array per query (120 KB at 30k faces): an index is shared
+        # by a web process's threads, so no buffer may be shared with it.
+        out = self.matrix @ query
         out *= -2.0
         out += self.norms
         out += float(query @ query)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 import time
 import zlib
 
@@ -209,6 +210,29 @@ def test_face_index_nearest_and_photos_of_are_exact_and_fast():
         index.nearest(matrix[row], k=10)
         times.append(time.perf_counter() - start)
     assert np.median(times) < 0.05  # target: 50 ms over 30,000 faces; ~1-3 ms typical
+
+
+def test_one_face_index_answers_many_threads_at_once():
+    """A web process shares one cached index between its threads, without a
+    lock: every thread must get exactly the answer it gets alone."""
+    rng = np.random.default_rng(11)
+    matrix = rng.normal(0, 1 / np.sqrt(128), (20_000, 128)).astype(np.float32)
+    index = faces.FaceIndex(matrix, list(range(len(matrix))))
+    queries = [matrix[i] + 0.01 for i in rng.integers(0, len(matrix), 8)]
+    alone = [[m.id for m in index.nearest(q, k=5)] for q in queries]
+    barrier = threading.Barrier(len(queries))
+    together: dict[int, list[list[int]]] = {}
+
+    def ask(n: int) -> None:
+        barrier.wait()
+        together[n] = [[m.id for m in index.nearest(queries[n], k=5)] for _ in range(20)]
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(len(queries))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(answers == [alone[n]] * 20 for n, answers in together.items())
 
 
 def test_face_index_from_stored_rows():
