@@ -51,6 +51,12 @@ def gallery_index(gallery: Gallery) -> faces.FaceIndex:
     return index
 
 
+def find_me_session_key(gallery: Gallery) -> str:
+    """Where a visitor's last find-me result lives in their portal session
+    (written by the find-me view, read by the ?find_me= filter)."""
+    return f"find_me:{gallery.pk}"
+
+
 def clear_cache() -> None:
     with _lock:
         _indexes.clear()

@@ -8,8 +8,9 @@ from typing import Any
 import django_filters
 from django.db.models import Q, QuerySet
 
-from galleries.face_search import person_asset_ids
+from galleries.face_search import find_me_session_key, person_asset_ids
 from galleries.models import Asset, AssetStatus, Gallery, GalleryStatus, Visibility
+from galleries.services.faces import faces_active
 
 
 class GalleryFilterSet(django_filters.FilterSet):
@@ -65,7 +66,7 @@ class PortalAssetFilterSet(django_filters.FilterSet):
     def filter_person(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
         # Persons staff hid are not offered to clients.
         view = self.request.parser_context["view"]
-        if not view.gallery.faces_enabled:
+        if not faces_active(view.gallery):
             return queryset.none()
         return queryset.filter(pk__in=person_asset_ids(view.gallery, value, visible_only=True))
 
@@ -73,8 +74,8 @@ class PortalAssetFilterSet(django_filters.FilterSet):
         # The photo ids of this visitor's last search, minus "not me", kept
         # in their portal session (galleries.api.face_views.FindMeView).
         view = self.request.parser_context["view"]
-        state = self.request._request.session.get(f"find_me:{view.gallery.pk}") or {}
-        if not value or state.get("key") != value:
+        state = self.request._request.session.get(find_me_session_key(view.gallery)) or {}
+        if state.get("key") != value:
             return queryset.none()
         return queryset.filter(pk__in=state.get("assets", []))
 

@@ -39,6 +39,7 @@ from galleries.api.face_serializers import (
     StudioFacesSerializer,
 )
 from galleries.api.portal_base import PortalAPIView
+from galleries.face_search import find_me_session_key
 from galleries.media import stored_file_response
 from galleries.models import Asset, AssetStatus, Face, Gallery, Person
 from studio.api.base import StudioAPIView, StudioViewSet
@@ -235,10 +236,6 @@ class TooManySearches(DomainError):
     default_message = 'Too many "find me" searches: try again later.'
 
 
-def _session_key(gallery: Gallery) -> str:
-    return f"find_me:{gallery.pk}"
-
-
 class SelfieInMemory(MemoryFileUploadHandler):
     """A selfie stays in memory whatever its size: Django's default handlers
     write an upload above FILE_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) to a temporary
@@ -274,7 +271,7 @@ class FindMeView(PortalAPIView):
     @extend_schema(responses=FindMeInfoSerializer)
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         gallery = self.gallery
-        enabled = bool(gallery.find_me_enabled and gallery.faces_enabled and gallery.studio.faces_enabled)
+        enabled = services.find_me_active(gallery)
         consent = gallery.studio.faces_consent_text if enabled else ""
         return Response(FindMeInfoSerializer({"enabled": enabled, "consent_text": consent}).data)
 
@@ -283,7 +280,7 @@ class FindMeView(PortalAPIView):
         responses=FindMeResultSerializer,
     )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        if not (self.gallery.find_me_enabled and self.gallery.faces_enabled and self.gallery.studio.faces_enabled):
+        if not services.find_me_active(self.gallery):
             raise services.FindMeDisabled()  # before the throttle: no search, nothing counted
         throttle = FindMeThrottle()
         if not throttle.allow_request(request, self):
@@ -291,7 +288,7 @@ class FindMeView(PortalAPIView):
         serializer = FindMeRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         session = request._request.session
-        state = session.get(_session_key(self.gallery)) or {}
+        state = session.get(find_me_session_key(self.gallery)) or {}
         excluded = set(state.get("excluded", []))
         result = services.find_me_search(
             gallery=self.gallery, visitor=self.visitor, image=serializer.validated_data["selfie"], excluded=excluded
@@ -302,7 +299,7 @@ class FindMeView(PortalAPIView):
             for m in result.matches
         ]
         # Photo ids only (no image, no descriptor): what ?find_me= filters on.
-        session[_session_key(self.gallery)] = {
+        session[find_me_session_key(self.gallery)] = {
             "key": result.key,
             "assets": [str(m.id) for m in result.matches],
             "excluded": sorted(excluded),
@@ -327,9 +324,9 @@ class FindMeNotMeView(PortalAPIView):
         if asset is None:
             raise DomainError("Not a photo of this gallery.", code="VALIDATION_ERROR", fields={"asset": ["Unknown."]})
         session = request._request.session
-        state = dict(session.get(_session_key(self.gallery)) or {})
+        state = dict(session.get(find_me_session_key(self.gallery)) or {})
         state["excluded"] = sorted({*state.get("excluded", []), str(asset.pk)})
         state["assets"] = [a for a in state.get("assets", []) if a != str(asset.pk)]
-        session[_session_key(self.gallery)] = state
+        session[find_me_session_key(self.gallery)] = state
         services.find_me_not_me(gallery=self.gallery, asset=asset)
         return Response(status=204)

@@ -43,6 +43,11 @@ def faces_active(gallery: Gallery) -> bool:
     return bool(gallery.faces_enabled and gallery.studio.faces_enabled)
 
 
+def find_me_active(gallery: Gallery) -> bool:
+    """Whether the gallery offers "find me" to its clients now."""
+    return bool(gallery.find_me_enabled and faces_active(gallery))
+
+
 def face_thumb_key(asset: Asset, index: int) -> str:
     # Under the photo's derivatives: the bucket's reconciliation
     # (maintenance.orphan_keys) counts it referenced while the photo exists.

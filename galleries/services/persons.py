@@ -13,7 +13,7 @@ from django.db import transaction
 
 from galleries import face_search, faces
 from galleries.models import Face, Gallery, Person, Visitor
-from galleries.services.faces import bump_version, refresh_persons
+from galleries.services.faces import bump_version, find_me_active, refresh_persons
 from studio.auditing import Action, audit_record
 from studio.errors import DomainError
 
@@ -127,7 +127,7 @@ def find_me_search(*, gallery: Gallery, visitor: Visitor, image: bytes, excluded
     first, without those the visitor said were not them. The image is
     decoded and described in memory and dropped: no row, no object, no log
     holds it or its descriptor; the audit event keeps counts only."""
-    if not (gallery.find_me_enabled and gallery.faces_enabled and gallery.studio.faces_enabled):
+    if not find_me_active(gallery):
         raise FindMeDisabled()
     try:
         descriptor = faces.selfie_descriptors(image)
