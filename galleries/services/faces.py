@@ -245,8 +245,7 @@ def _store_faces(scan: FaceScan, found: list[faces.Face], written: list[str]) ->
     old = list(Face.objects.filter(asset=asset))
     stale_keys = [f.thumb_key for f in old if f.thumb_key and f.thumb_key not in written]
     touched = {f.person_id for f in old if f.person_id}
-    Person.objects.filter(cover__in=old).update(cover=None)
-    Face.objects.filter(asset=asset).delete()
+    Face.objects.filter(asset=asset).delete()  # a person's cover among them: SET_NULL, then refreshed below
     rows = Face.objects.bulk_create(
         [
             Face(
@@ -267,8 +266,10 @@ def _store_faces(scan: FaceScan, found: list[faces.Face], written: list[str]) ->
         ]
     )
     face_search.store_embeddings([(row.pk, row.descriptor) for row in rows])
-    new_persons = persons_assign(gallery=gallery, new_faces=rows)
-    refresh_persons(touched - {p.pk for p in new_persons})
+    new_persons, joined = persons_assign(gallery=gallery, new_faces=rows)
+    # Once for every person this photo touched: the ones its old faces
+    # left and the ones its new faces joined (on a rescan, often the same).
+    refresh_persons(touched | joined)
     delete_objects_on_commit(stale_keys)
     FaceScan.objects.filter(pk=scan.pk).update(
         status=FaceScanStatus.DONE, reason="", face_count=len(rows), updated_at=timezone.now()
@@ -281,12 +282,13 @@ def _store_faces(scan: FaceScan, found: list[faces.Face], written: list[str]) ->
     return scan
 
 
-def persons_assign(*, gallery: Gallery, new_faces: list[Face]) -> list[Person]:
+def persons_assign(*, gallery: Gallery, new_faces: list[Face]) -> tuple[list[Person], set[Any]]:
     """New faces join the gallery's persons (nearest member within the
     threshold); the rest are grouped among themselves by Chinese whispers,
-    each group a new person. Returns the persons created."""
+    each group a new person. Returns the persons created and the ids of every
+    person that gained faces, for the caller to refresh_persons once."""
     if not new_faces:
-        return []
+        return [], set()
     threshold = settings.FACES_THRESHOLD
     members: dict[Any, list[bytes]] = {}
     for person_id, data in Face.objects.filter(gallery=gallery, person__isnull=False).values_list(
@@ -318,15 +320,20 @@ def persons_assign(*, gallery: Gallery, new_faces: list[Face]) -> list[Person]:
             joined[person.pk] = group
     for person_id, group in joined.items():
         Face.objects.filter(pk__in=[f.pk for f in group]).update(person_id=person_id)
-    refresh_persons(joined)
-    return created
+    return created, set(joined)
 
 
 def refresh_persons(person_ids: Any) -> None:
     """Centroid, count and cover from the persons' faces; a person left
     without faces is deleted."""
-    for person in Person.objects.filter(pk__in=list(person_ids)):
-        rows = list(Face.objects.filter(person=person).values_list("pk", "descriptor", "quality"))
+    persons = list(Person.objects.filter(pk__in=list(person_ids)))
+    by_person: dict[Any, list[tuple[Any, bytes, float]]] = {}
+    for person_id, pk, data, quality in Face.objects.filter(person__in=persons).values_list(
+        "person_id", "pk", "descriptor", "quality"
+    ):
+        by_person.setdefault(person_id, []).append((pk, data, quality))
+    for person in persons:
+        rows = by_person.get(person.pk, [])
         if not rows:
             person.delete()
             continue
