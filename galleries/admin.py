@@ -851,7 +851,7 @@ class PersonAdmin(StudioModelAdmin):
             .select_related("studio")
             .order_by("sort_order", "created_at")[:PERSON_PHOTOS_SHOWN]
         )
-        return format_html_join(" ", "{}", ((thumb_tag(asset, 96),) for asset in assets)) or "–"
+        return format_html_join(" ", "{}", ((thumb_tag(asset, 80),) for asset in assets)) or "–"
 
     def save_through_service(self, request: HttpRequest, obj: Person, form: Any, change: bool) -> Person:
         # The form already wrote its values onto obj; the service compares

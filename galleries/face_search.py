@@ -147,7 +147,8 @@ def stuck_face_scans() -> list[tuple[Any, Any, int]]:
     cutoff = timezone.now() - timedelta(seconds=settings.FACES_STUCK_AFTER_SECONDS)
     with unscoped():  # the beat job looks across studios; each fix runs in its own scope
         return list(
-            FaceScan.objects.filter(status=FaceScanStatus.PENDING, updated_at__lt=cutoff)
+            # Inactive studios' tasks would be skipped (as stuck_assets): not queued.
+            FaceScan.objects.filter(status=FaceScanStatus.PENDING, updated_at__lt=cutoff, studio__is_active=True)
             .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=cutoff))
             .values_list("studio_id", "asset_id", "sweeps")[:1000]
         )

@@ -375,6 +375,10 @@ def test_sweeper_queues_lost_scans_then_gives_up(studio, settings) -> None:
     sent = []
     tasks.detect_faces.apply_async = lambda args, kwargs: sent.append(args)  # type: ignore[method-assign]
     try:
+        # An inactive studio's scan is not queued (its task would be skipped).
+        Studio.objects.filter(pk=studio.pk).update(is_active=False)
+        assert tasks.sweep_face_scans() == 0 and not sent
+        Studio.objects.filter(pk=studio.pk).update(is_active=True)
         assert tasks.sweep_face_scans() == 1 and sent
         with studio_scope(studio):
             FaceScan.objects.filter(pk=scan.pk).update(sweeps=settings.FACES_MAX_SWEEPS, queued_at=old, updated_at=old)

@@ -84,10 +84,6 @@ class PersonViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Upd
             data["cover"] = Face.objects.filter(gallery=self.gallery, pk=data.pop("cover_id")).first()
         serializer.instance = services.person_update(person=serializer.instance, **data)
 
-    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        super().update(request, *args, **kwargs)
-        return Response(self.get_serializer(self.get_queryset().get(pk=kwargs["pk"])).data)
-
     @extend_schema(request=PersonMergeSerializer, responses=PersonSerializer)
     @action(detail=True, methods=["post"])
     def merge(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -23,7 +23,7 @@ from django.utils import timezone
 from galleries import face_search, faces
 from galleries.models import Asset, AssetStatus, Face, FaceScan, FaceScanStatus, Gallery, Person
 from galleries.services.effects import delete_objects_on_commit
-from galleries.storage import media_store
+from galleries.storage import derivative_key, media_store
 from studio.auditing import Action, audit_record
 from studio.errors import DomainError
 from studio.models import Studio
@@ -51,7 +51,7 @@ def find_me_active(gallery: Gallery) -> bool:
 def face_thumb_key(asset: Asset, index: int) -> str:
     # Under the photo's derivatives: the bucket's reconciliation
     # (maintenance.orphan_keys) counts it referenced while the photo exists.
-    return f"studios/{asset.studio_id}/galleries/{asset.gallery_id}/derivatives/{asset.pk}/face-{index}.webp"
+    return derivative_key(asset, f"face-{index}")
 
 
 def bump_version(gallery_ids: Any) -> None:
