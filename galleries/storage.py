@@ -220,7 +220,9 @@ class S3MediaStore(MediaStore):
             meta = self._call("head_object", Bucket=self.bucket, Key=key)
         except FileNotFoundError:
             return None
-        return ObjectInfo(size=meta["ContentLength"], content_type=meta.get("ContentType", ""))
+        return ObjectInfo(
+            size=meta["ContentLength"], content_type=meta.get("ContentType", ""), etag=meta.get("ETag", "")
+        )
 
     def read_head(self, key: str, length: int) -> bytes:
         response = self._call("get_object", Bucket=self.bucket, Key=key, Range=f"bytes=0-{length - 1}")
@@ -275,13 +277,17 @@ class S3MediaStore(MediaStore):
             MetadataDirective="COPY",
             **condition,
         )
-        # S3 refuses the copy itself (412); endpoints that ignore the
-        # condition are caught by the copy's own ETag (an MD5 for objects
-        # posted in one part, as uploads are), and the copy is undone.
+        # S3 refuses the copy itself (412). An endpoint that ignores the
+        # condition shows it in the copy's ETag; but a copy's ETag may also
+        # differ for the same bytes (SSE-KMS/SSE-C ETags are not an MD5 of
+        # the data), so a differing one is only a swap if the source itself
+        # is no longer the object checked: then the copy is undone.
         copied = answer.get("CopyObjectResult", {}).get("ETag", "")
         if if_match and copied and copied != if_match:
-            self.delete([target])
-            raise ObjectChanged(source)
+            now = self.head(source)
+            if now is None or now.etag != if_match:
+                self.delete([target])
+                raise ObjectChanged(source)
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys at most

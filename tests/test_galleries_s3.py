@@ -1008,3 +1008,32 @@ def test_a_file_replaced_between_check_and_copy_is_refused_not_copied(
     assert asset.status == AssetStatus.FAILED, result
     assert "replaced while it was being checked" in asset.failure_reason
     assert asset.storage_key not in s3.keys(prefix_of(gallery))
+
+
+def test_a_copy_whose_etag_differs_for_the_same_bytes_is_kept(
+    s3, studio, owner, client_for, monkeypatch, django_capture_on_commit_callbacks
+):
+    """SSE-KMS and SSE-C ETags are not an MD5 of the data: a bucket may give
+    a faithful copy another ETag than its source. The copy stands when the
+    source is still the object that was checked."""
+    from galleries.storage import S3MediaStore
+
+    client = client_for(owner)
+    gallery = make_gallery(studio)
+    data = jpeg(64, 48)
+    presigned = presign(client, studio, gallery, [("a.jpg", len(data), "image/jpeg")])
+    post_file(s3, presigned["targets"][0], data)
+    real_call = S3MediaStore._call
+
+    def encrypted_bucket(self: Any, method: str, **kwargs: Any) -> Any:
+        answer = real_call(self, method, **kwargs)
+        if method == "copy_object":
+            answer["CopyObjectResult"]["ETag"] = '"0123456789abcdef0123456789abcdef"'
+        return answer
+
+    monkeypatch.setattr(S3MediaStore, "_call", encrypted_bucket)
+    with django_capture_on_commit_callbacks(execute=True):
+        complete(client, studio, gallery, presigned["batch"])
+    asset = get_asset(studio, presigned["targets"][0]["asset"])
+    assert asset.status == AssetStatus.READY, asset.failure_reason
+    assert asset.storage_key in s3.keys(prefix_of(gallery))
