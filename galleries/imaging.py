@@ -417,12 +417,10 @@ def _ended_early(error: pyvips.Error) -> bool:
     return "premature end" in message or "truncat" in message or "end of" in message
 
 
-def _to_pillow(image: pyvips.Image, data: bytes | None = None) -> Image.Image:
-    """Pillow's view of a libvips image; ``data``, when given, is that image
-    already in memory (from :func:`_materialise`), not copied again."""
+def _to_pillow(image: pyvips.Image, data: bytes) -> Image.Image:
+    """Pillow's view of a libvips image over ``data``, that image already in
+    memory (from :func:`_materialise`), not copied again."""
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[image.bands]
-    if data is None:
-        data = image.write_to_memory()
     return Image.frombuffer(mode, (image.width, image.height), data, "raw", mode, 0, 1)
 
 
@@ -463,19 +461,20 @@ def _resize_to(image: pyvips.Image, width: int, height: int, kernel: str = RESIZ
 
 def resize_cascade(
     image: pyvips.Image, *, source_size: tuple[int, int] | None = None
-) -> list[tuple[str, pyvips.Image]]:
-    """Each size from the one above, never upscaling. ``source_size`` is the
-    original's displayed size when ``image`` was decoded smaller."""
+) -> list[tuple[str, pyvips.Image, bytes]]:
+    """Each size from the one above, never upscaling, each as a libvips image
+    and its pixels in memory (the next step and the encoder read the same
+    bytes: notes, pitfall 3). ``source_size`` is the original's displayed
+    size when ``image`` was decoded smaller."""
     width, height = source_size or (image.width, image.height)
     steps = []
-    current = image
+    current, data = None, b""
     for name, edge in SIZES:
         target = fit(width, height, edge)
-        if target != (current.width, current.height):
-            # Materialise: the next step reads it again (notes, pitfall 3).
-            kernel = RESIZE_KERNEL if current is image else CASCADE_KERNEL
-            current = _resize_to(current, *target, kernel).copy_memory()
-        steps.append((name, current))
+        if current is None or target != (current.width, current.height):
+            kernel = RESIZE_KERNEL if current is None else CASCADE_KERNEL
+            current, data = _materialise(_resize_to(image if current is None else current, *target, kernel))
+        steps.append((name, current, data))
     return steps
 
 
@@ -526,15 +525,7 @@ def _derive(path: str, info: ImageInfo, fail_on: str) -> list[tuple[str, pyvips.
     if large is None:
         large = decode(path, info, SIZES[0][1], fail_on=fail_on)
     source_size = (info.width, info.height) if info.format == "JPEG" else (large.width, large.height)
-    steps = []
-    current, data = None, b""
-    for name, edge in SIZES:
-        target = fit(*source_size, edge)
-        if current is None or target != (current.width, current.height):
-            kernel = RESIZE_KERNEL if current is None else CASCADE_KERNEL
-            current, data = _materialise(_resize_to(current or large, *target, kernel))
-        steps.append((name, current, data))
-    return steps
+    return resize_cascade(large, source_size=source_size)
 
 
 def make_derivatives(

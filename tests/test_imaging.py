@@ -120,7 +120,7 @@ def test_small_images_are_never_upscaled(tmp_path, size, expected):
 def test_resize_cascade_never_upscales_an_image_of_any_size():
     for width, height in [(50, 30), (401, 10), (1025, 1025), (2049, 3)]:
         image = pyvips.Image.black(width, height)
-        for name, result in imaging.resize_cascade(image):
+        for name, result, _ in imaging.resize_cascade(image):
             edge = dict(imaging.SIZES)[name]
             assert max(result.width, result.height) == min(edge, max(width, height)), (width, height, name)
 
