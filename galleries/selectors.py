@@ -212,7 +212,7 @@ def portal_assets(assets: QuerySet[Asset], *, visitor: Visitor) -> QuerySet[Asse
     return assets.filter(status=AssetStatus.READY).annotate(my_stars=my_stars)
 
 
-# The columns the hot lists read (galleries.api.serializers.*_asset_rows),
+# The columns the hot lists read (galleries.api.serializers.*_asset_dicts),
 # besides the queryset's annotations; sort_order is the cursor's position.
 PORTAL_ASSET_COLUMNS = ("id", "original_filename", "width", "height", "captured_at", "trashed_at", "derivatives")
 STAFF_ASSET_COLUMNS = (

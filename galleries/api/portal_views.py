@@ -36,7 +36,7 @@ from galleries.api.serializers import (
     PortalOpenSerializer,
     RatingSerializer,
     SelectionSerializer,
-    portal_asset_rows,
+    portal_asset_dicts,
 )
 from galleries.filtersets import PortalAssetFilterSet
 from galleries.media import media_response
@@ -159,7 +159,7 @@ class PortalAssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Porta
         page = self.paginate_queryset(selectors.portal_asset_rows(self.filter_queryset(self.get_queryset())))
         assert page is not None  # the API always pages
         folders = selectors.folder_ids_by_asset([row["id"] for row in page], visible=self.visible_folders())
-        data = portal_asset_rows(
+        data = portal_asset_dicts(
             page,
             urls=MediaUrls("api:portal-asset-media", {"gallery_pk": self.gallery.pk}),
             originals=self.gallery.download_permission == DownloadPermission.ORIGINALS,

@@ -224,7 +224,7 @@ class StaffAssetSerializer(serializers.ModelSerializer):
         return asset.trashed_at is not None
 
 
-def staff_asset_rows(rows: Iterable[dict[str, Any]], *, urls: MediaUrls) -> list[dict[str, Any]]:
+def staff_asset_dicts(rows: Iterable[dict[str, Any]], *, urls: MediaUrls) -> list[dict[str, Any]]:
     """StaffAssetSerializer's output for a page of ``selectors.staff_asset_rows``
     dicts, built directly: its per-field machinery on model instances cost
     about 30x the SQL of the page (bench/gallery_list.py). The serializer
@@ -484,7 +484,7 @@ class PortalAssetSerializer(serializers.ModelSerializer):
         return derivative_sizes(asset.derivatives)
 
     def get_folders(self, asset: Asset) -> list[str]:
-        # One photo (the detail): a list page builds its rows in portal_asset_rows.
+        # One photo (the detail): a list page builds its rows in portal_asset_dicts.
         gallery, visitor = self.context.get("gallery"), self.context.get("visitor")
         visible = None
         if gallery is not None and visitor is not None:
@@ -502,11 +502,11 @@ class PortalAssetSerializer(serializers.ModelSerializer):
         return _media_urls(self, "api:portal-asset-media", {"gallery_pk": gallery.pk})(asset, originals=originals)
 
 
-def portal_asset_rows(
+def portal_asset_dicts(
     rows: Iterable[dict[str, Any]], *, urls: MediaUrls, originals: bool, folders_by_asset: dict[Any, list[str]]
 ) -> list[dict[str, Any]]:
     """PortalAssetSerializer's output for a page of ``selectors.portal_asset_rows``
-    dicts, built directly (see staff_asset_rows for why)."""
+    dicts, built directly (see staff_asset_dicts for why)."""
     instant = _INSTANT.to_representation
     return [
         {

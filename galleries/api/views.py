@@ -33,7 +33,7 @@ from galleries.api.serializers import (
     StorageSerializer,
     UploadBatchSerializer,
     VisitorSerializer,
-    staff_asset_rows,
+    staff_asset_dicts,
 )
 from galleries.filtersets import GalleryFilterSet, StaffAssetFilterSet
 from galleries.media import media_response
@@ -204,7 +204,7 @@ class AssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
         page = self.paginate_queryset(selectors.staff_asset_rows(self.filter_queryset(self.get_queryset())))
         assert page is not None  # the API always pages
         urls = MediaUrls("api:gallery-asset-media", {"studio_slug": self.studio.slug, "gallery_pk": self.gallery.pk})
-        return self.get_paginated_response(staff_asset_rows(page, urls=urls))
+        return self.get_paginated_response(staff_asset_dicts(page, urls=urls))
 
     def perform_destroy(self, instance: Asset) -> None:
         """To the bin: restorable for STAFF_BIN_RETENTION_DAYS, then purged."""
