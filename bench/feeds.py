@@ -78,7 +78,10 @@ def main() -> None:
     django.setup()
     default_cache = settings.CACHES["default"]
     if "locmem" in default_cache["BACKEND"].lower():
-        default_cache["OPTIONS"] = {"MAX_ENTRIES": 10 * args.events}
+        # LOCMEM_CACHE_MAX_ENTRIES (default 20000) is what the product runs
+        # with; only a feed larger than that needs more room here.
+        entries = default_cache.setdefault("OPTIONS", {}).get("MAX_ENTRIES", 300)
+        default_cache["OPTIONS"]["MAX_ENTRIES"] = max(entries, 10 * args.events)
 
     from django.core.cache import cache
     from django.core.management import call_command
