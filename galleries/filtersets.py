@@ -7,9 +7,11 @@ from typing import Any
 
 import django_filters
 from django.db.models import Q, QuerySet
+from django_filters.utils import translate_validation
 
 from galleries.face_search import find_me_session_key, person_asset_ids
 from galleries.models import Asset, AssetStatus, Gallery, GalleryStatus, Visibility
+from galleries.selectors import portal_filter
 from galleries.services.faces import faces_active
 
 
@@ -52,16 +54,44 @@ class StaffAssetFilterSet(django_filters.FilterSet):
 
 
 class PortalAssetFilterSet(django_filters.FilterSet):
-    min_stars = django_filters.NumberFilter(field_name="my_stars", lookup_expr="gte", label="Your rating at least")
-    unrated = django_filters.BooleanFilter(field_name="my_stars", lookup_expr="isnull", label="Not rated by you")
-    folder = django_filters.UUIDFilter(method="filter_folder", label="In this folder (one you see)")
-    trashed = django_filters.BooleanFilter(method="filter_trashed", label="In the trash (default: false)")
+    """Validates the portal list's filters; selectors.portal_filter applies
+    min_stars, unrated, folder and trashed (the list builds its query from
+    their values alone: see PortalAssetViewSet.list)."""
+
+    min_stars = django_filters.NumberFilter(method="applied_later", label="Your rating at least")
+    unrated = django_filters.BooleanFilter(method="applied_later", label="Not rated by you")
+    folder = django_filters.UUIDFilter(method="applied_later", label="In this folder (one you see)")
+    trashed = django_filters.BooleanFilter(method="applied_later", label="In the trash (default: false)")
     person = django_filters.UUIDFilter(method="filter_person", label="Photos with this person")
     find_me = django_filters.CharFilter(method="filter_find_me", label='Your "find me" results (the key it gave)')
+
+    # What selectors.portal_filter takes; the others filter here.
+    PORTAL_FILTERS = ("min_stars", "unrated", "folder", "trashed")
 
     class Meta:
         model = Asset
         fields = ["min_stars", "unrated", "folder", "trashed", "person", "find_me"]
+
+    @classmethod
+    def cleaned(cls, data: Any) -> dict[str, Any]:
+        """The filters' values, validated as a FilterSet's form would (the
+        same fields; its errors as DjangoFilterBackend raises them), without
+        building one: a FilterSet deep-copies its filters and makes a form
+        class per request, a third of the list's fixed cost."""
+        if "_form_class" not in cls.__dict__:
+            fields = {name: filter_.field for name, filter_ in cls.base_filters.items()}
+            cls._form_class = type(f"{cls.__name__}Form", (cls._meta.form,), fields)
+        form = cls._form_class(data)
+        if not form.is_valid():
+            raise translate_validation(form.errors)
+        return form.cleaned_data
+
+    @classmethod
+    def portal_filters(cls, cleaned: dict[str, Any]) -> dict[str, Any]:
+        return {name: cleaned.get(name) for name in cls.PORTAL_FILTERS}
+
+    def applied_later(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
+        return queryset
 
     def filter_person(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
         # Persons staff hid are not offered to clients.
@@ -79,16 +109,8 @@ class PortalAssetFilterSet(django_filters.FilterSet):
             return queryset.none()
         return queryset.filter(pk__in=state.get("assets", []))
 
-    def filter_folder(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
-        # Only among the folders the visitor sees: another visitor's private
-        # folder must not be probed through the photos it holds.
-        view = self.request.parser_context["view"]
-        return queryset.filter(placements__folder__in=view.visible_folders().filter(pk=value)).distinct()
-
-    def filter_trashed(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
-        return queryset  # applied in filter_queryset, where the default lives
-
     def filter_queryset(self, queryset: QuerySet) -> Any:
+        view = self.request.parser_context["view"]
         queryset = super().filter_queryset(queryset)
-        trashed = self.form.cleaned_data.get("trashed")
-        return queryset.filter(trashed_at__isnull=not trashed)
+        filters = self.portal_filters(self.form.cleaned_data)
+        return portal_filter(queryset, gallery=view.gallery, visitor=view.visitor, **filters)

@@ -4,7 +4,7 @@ the admin, exports and services call these; writes are in services."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,7 +40,7 @@ from galleries.models import (
     Visitor,
 )
 from studio.models import Studio
-from studio.tenancy import unscoped
+from studio.tenancy import studio_scope, unscoped
 
 
 def derivative_estimate(size: int) -> int:
@@ -212,6 +212,64 @@ def portal_assets(assets: QuerySet[Asset], *, visitor: Visitor) -> QuerySet[Asse
     return assets.filter(status=AssetStatus.READY).annotate(my_stars=my_stars)
 
 
+def portal_filter(
+    assets: QuerySet[Asset],
+    *,
+    gallery: Gallery,
+    visitor: Visitor,
+    min_stars: Any = None,
+    unrated: bool | None = None,
+    folder: Any = None,
+    trashed: bool | None = None,
+) -> QuerySet[Asset]:
+    """The portal list's filters on portal_assets (PortalAssetFilterSet's
+    meaning): the visitor's stars at least ``min_stars``, (not) rated by
+    them, in ``folder`` (only among the folders they see: another visitor's
+    private folder must not be probed through its photos; each photo then
+    carries its position in the folder, the order reorder-assets sets), in
+    the trash or (the default) not."""
+    if min_stars is not None:
+        assets = assets.filter(my_stars__gte=min_stars)
+    if unrated is not None:
+        assets = assets.filter(my_stars__isnull=unrated)
+    if folder is not None:
+        folders = visible_folders(Folder.objects.filter(gallery=gallery), gallery=gallery, visitor=visitor)
+        position = Placement.objects.filter(folder_id=folder, asset=OuterRef("pk")).values("sort_order")[:1]
+        assets = (
+            assets.filter(placements__folder__in=folders.filter(pk=folder))
+            .distinct()
+            .annotate(folder_position=Subquery(position))
+        )
+    return assets.filter(trashed_at__isnull=not trashed)
+
+
+def portal_asset_list(
+    values: Mapping[str, Any], *, shared_selection: bool, unrated: bool | None, trashed: bool | None
+) -> QuerySet[Any]:
+    """The portal's photo list as rows (portal_asset_rows of portal_filter),
+    built from ids and filter values alone, so a compiled template of it
+    holds for every gallery (studio.sql_templates): ``values`` has studio,
+    gallery and visitor ids, and min_stars and folder when filtered on.
+    Stand-in instances carry the ids: every query is built in that studio's
+    scope, as the view's would be."""
+    studio = Studio(pk=values["studio"])
+    studio._state.adding = False
+    with studio_scope(studio):
+        gallery = Gallery(pk=values["gallery"], studio=studio, shared_selection=shared_selection)
+        visitor = Visitor(pk=values["visitor"], studio=studio, gallery=gallery)
+        gallery._state.adding = visitor._state.adding = False
+        assets = portal_filter(
+            portal_assets(Asset.objects.filter(gallery=gallery), visitor=visitor),
+            gallery=gallery,
+            visitor=visitor,
+            min_stars=values.get("min_stars"),
+            unrated=unrated,
+            folder=values.get("folder"),
+            trashed=trashed,
+        )
+        return portal_asset_rows(assets)
+
+
 # The columns the hot lists read (galleries.api.serializers.*_asset_dicts),
 # besides the queryset's annotations; sort_order is the cursor's position.
 PORTAL_ASSET_COLUMNS = ("id", "original_filename", "width", "height", "captured_at", "trashed_at", "derivatives")
@@ -240,17 +298,34 @@ def staff_asset_rows(assets: QuerySet[Asset]) -> QuerySet[Any]:
     return assets.values(*STAFF_ASSET_COLUMNS, *assets.query.annotations)
 
 
-def folder_ids_by_asset(assets: Iterable[Any], *, visible: QuerySet[Folder] | None = None) -> dict[Any, list[str]]:
-    """The folders of a page of photos in one flat query: prefetching
-    Placement models cost more than the rest of the request
-    (bench/gallery_list.py). ``visible`` limits them to the folders a
-    visitor may see."""
-    folders: dict[Any, list[str]] = {}
+def folder_placements(assets: Iterable[Any], *, visible: QuerySet[Folder] | None = None) -> QuerySet[Any]:
+    """(asset_id, folder_id) rows of these photos' folders, in the folders'
+    order. ``visible`` limits them to the folders a visitor may see."""
     rows = Placement.objects.filter(asset__in=assets).order_by("folder__sort_order")
     if visible is not None:
         rows = rows.filter(folder__in=visible)
-    for asset_id, folder_id in rows.values_list("asset_id", "folder_id"):
-        folders.setdefault(asset_id, []).append(str(folder_id))
+    return rows.values("asset_id", "folder_id")
+
+
+def portal_folder_placements(values: Mapping[str, Any], *, shared_selection: bool) -> QuerySet[Any]:
+    """folder_placements of a portal page (``values``: studio, gallery,
+    visitor and the page's asset ids), from ids alone as portal_asset_list."""
+    studio = Studio(pk=values["studio"])
+    studio._state.adding = False
+    with studio_scope(studio):
+        gallery = Gallery(pk=values["gallery"], studio=studio, shared_selection=shared_selection)
+        visitor = Visitor(pk=values["visitor"], studio=studio, gallery=gallery)
+        folders = visible_folders(Folder.objects.filter(gallery=gallery), gallery=gallery, visitor=visitor)
+        return folder_placements(values["assets"], visible=folders)
+
+
+def folder_ids_by_asset(rows: Iterable[Mapping[str, Any]]) -> dict[Any, list[str]]:
+    """folder_placements' rows by photo: one flat query for a page, where
+    prefetching Placement models cost more than the rest of the request
+    (bench/gallery_list.py)."""
+    folders: dict[Any, list[str]] = {}
+    for row in rows:
+        folders.setdefault(row["asset_id"], []).append(str(row["folder_id"]))
     return folders
 
 

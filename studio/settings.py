@@ -166,6 +166,11 @@ else:
         }
     }
 
+# Hot lists run compiled SQL templates (studio.sql_templates). On, each run
+# is checked against the ORM's own SQL for the same values: the test suite
+# turns it on; it costs what the templates save.
+SQL_TEMPLATES_VERIFY = env.bool("SQL_TEMPLATES_VERIFY", default=False)
+
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=_next_redis_db(REDIS_URL) or "memory://")
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
@@ -343,6 +348,8 @@ if env.bool("BEHIND_PROXY", default=False):
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT  # sign-in rate limits per client, not per proxy
 SESSION_COOKIE_HTTPONLY = True
+# Django's database sessions, loaded through a compiled query (studio/sessions.py).
+SESSION_ENGINE = "studio.sessions"
 X_FRAME_OPTIONS = "DENY"
 
 AUTH_PASSWORD_VALIDATORS = [

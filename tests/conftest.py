@@ -38,6 +38,9 @@ def _isolated(settings, tmp_path) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    # Every list page run from a compiled template is checked against the
+    # SQL the ORM compiles for the same values (studio.sql_templates).
+    settings.SQL_TEMPLATES_VERIFY = True
     # Celery marks "a task is running, joining would block" in a process-wide
     # flag around every eager task; two eager tasks at once on a live
     # server's threads can leave it set, and the next test's .get() then

@@ -6,10 +6,10 @@ portal/galleries/{gallery_pk}/ then acts as that gallery's visitor.
 
 from __future__ import annotations
 
-import uuid
+from functools import partial
 from typing import Any
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -40,14 +40,20 @@ from galleries.api.serializers import (
 )
 from galleries.filtersets import PortalAssetFilterSet
 from galleries.media import media_response
-from galleries.models import Asset, AssetStatus, DownloadPermission, Folder, Gallery, Placement, Selection, Visitor
+from galleries.models import Asset, AssetStatus, DownloadPermission, Folder, Gallery, Selection, Visitor
+from studio.api.pagination import cursor_int
 from studio.errors import DomainError
+from studio.sql_templates import TemplatedRows, Templates
 from studio.tenancy import studio_scope
 from studio.throttling import AnonRateThrottle
 
 
 class _CSRF(SessionAuthentication):
     pass
+
+
+# The portal list's compiled queries, per process (a few per filter shape).
+TEMPLATES = Templates()
 
 
 def _gallery_payload(gallery: Gallery, visitor: Visitor | None = None) -> dict[str, Any]:
@@ -131,39 +137,50 @@ class PortalAssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Porta
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
         return selectors.portal_assets(queryset, visitor=self.visitor)
 
-    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
-        queryset = super().filter_queryset(queryset)
-        folder = self._folder_filter()
-        if folder is not None:
-            # A folder lists its photos in the folder's own order (what
-            # reorder-assets sets), not the gallery's.
-            position = Placement.objects.filter(folder_id=folder, asset=OuterRef("pk")).values("sort_order")[:1]
-            queryset = queryset.annotate(folder_position=Subquery(position))
-            self.ordering = ("folder_position", "sort_order", "created_at")
-        return queryset
-
-    def _folder_filter(self) -> uuid.UUID | None:
-        if self.action != "list":
-            return None
-        try:
-            return uuid.UUID(self.request.query_params.get("folder", ""))
-        except ValueError:
-            return None
-
     # The lean read path: plain rows in, plain dicts out, the body
     # PortalAssetSerializer (the schema's) would give; tests/test_lean_lists.py
     # holds the two equal. The serializer on model instances cost about 30x
-    # the page's SQL (bench/gallery_list.py). A comment, not a docstring: the
-    # schema takes an action's docstring as its description.
+    # the page's SQL, and building and compiling the same queries on every
+    # request about 10x (bench/gallery_list.py): the page's two queries run
+    # from compiled templates (studio.sql_templates) unless a person or
+    # find-me filter is on. A comment, not a docstring: the schema takes an
+    # action's docstring as its description.
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        page = self.paginate_queryset(selectors.portal_asset_rows(self.filter_queryset(self.get_queryset())))
+        cleaned = PortalAssetFilterSet.cleaned(request.query_params)
+        filters = PortalAssetFilterSet.portal_filters(cleaned)
+        if filters["folder"] is not None:
+            # A folder lists its photos in the folder's own order (what
+            # reorder-assets sets), not the gallery's.
+            self.ordering = ("folder_position", "sort_order", "created_at")
+        ids = {"studio": self.studio.pk, "gallery": self.gallery.pk, "visitor": self.visitor.pk}
+        shared = self.gallery.shared_selection
+        rows: Any
+        if any(cleaned.get(name) not in (None, "") for name in ("person", "find_me")):
+            filterset = PortalAssetFilterSet(request.query_params, queryset=self.get_queryset(), request=request)
+            rows = selectors.portal_asset_rows(filterset.qs)
+        else:
+            values = {**ids, **{name: filters[name] for name in ("min_stars", "folder") if filters[name] is not None}}
+            shape = {"shared_selection": shared, "unrated": filters["unrated"], "trashed": filters["trashed"]}
+            rows = TemplatedRows(
+                TEMPLATES,
+                ("portal-assets", *shape.values(), *values),
+                partial(selectors.portal_asset_list, **shape),
+                values,
+                model=Asset,
+                positions={"sort_order": cursor_int, "folder_position": cursor_int},
+            )
+        page = self.paginate_queryset(rows)
         assert page is not None  # the API always pages
-        folders = selectors.folder_ids_by_asset([row["id"] for row in page], visible=self.visible_folders())
+        placements = page and TEMPLATES.rows(
+            ("portal-folders", shared),
+            partial(selectors.portal_folder_placements, shared_selection=shared),
+            {**ids, "assets": [row["id"] for row in page]},
+        )
         data = portal_asset_dicts(
             page,
             urls=MediaUrls("api:portal-asset-media", {"gallery_pk": self.gallery.pk}),
             originals=self.gallery.download_permission == DownloadPermission.ORIGINALS,
-            folders_by_asset=folders,
+            folders_by_asset=selectors.folder_ids_by_asset(placements),
         )
         return self.get_paginated_response(data)
 

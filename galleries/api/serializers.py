@@ -490,7 +490,7 @@ class PortalAssetSerializer(serializers.ModelSerializer):
         if gallery is not None and visitor is not None:
             folders = Folder.objects.filter(gallery=gallery)
             visible = selectors.visible_folders(folders, gallery=gallery, visitor=visitor)
-        return selectors.folder_ids_by_asset([asset], visible=visible).get(asset.pk, [])
+        return selectors.folder_ids_by_asset(selectors.folder_placements([asset], visible=visible)).get(asset.pk, [])
 
     def get_trashed(self, asset: Asset) -> bool:
         return asset.trashed_at is not None

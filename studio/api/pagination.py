@@ -79,3 +79,16 @@ class CursorPagination(pagination.CursorPagination):
             raise InvalidCursor() from exc
         if value is None or (isinstance(value, datetime) and timezone.is_naive(value)):
             raise InvalidCursor()
+
+
+def cursor_int(position: str) -> int:
+    """A cursor's position on an integer that is no model field (an
+    annotation, which _check_position cannot look up): refused unless it is
+    one a 32-bit column could hold."""
+    try:
+        value = int(position)
+    except (TypeError, ValueError) as exc:
+        raise InvalidCursor() from exc
+    if not -(2**31) <= value < 2**31:
+        raise InvalidCursor()
+    return value

@@ -1,0 +1,414 @@
+"""Compiled SQL, reused for a hot list's pages.
+
+Building a queryset and compiling it cost the portal's photo list about
+ten times the SQL that fetched the page (bench/gallery_list.py): the ORM
+does the same work on every request for a query whose text depends only on
+which filters are on, never on their values. A template keeps that text.
+
+The ORM stays the only thing that writes SQL: a template is made by calling
+the list's own builder twice, with two sets of stand-in values (random, of
+the real values' types), and compiling both. The text must come out the
+same, and every parameter that differs between the two must be the
+stand-in of a named slot (a UUID as Django sends it to this database: hex
+on SQLite, a UUID on PostgreSQL; an int). Anything else (text that depends
+on a value, a parameter derived from one some other way, a queryset that
+cannot be compiled) and the key falls back to the ORM for good. Running a
+template then only puts this request's values into the slots, executes the
+text and applies the converters the ORM would (dates, JSON, UUIDs).
+
+A builder must be a function of its values alone: whatever else it reads
+is written into the text once, for every later call. SQL_TEMPLATES_VERIFY
+(on in the test suite) checks each run against the ORM: the same builder
+with the real values must compile to the same SQL and parameters.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import random
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.core.exceptions import EmptyResultSet, FullResultSet
+from django.db import connections
+from django.db.models import JSONField, QuerySet
+from django.db.models.query import ValuesIterable
+
+Builder = Callable[[Mapping[str, Any]], QuerySet]
+
+
+class TemplateMismatch(AssertionError):
+    """SQL_TEMPLATES_VERIFY: a template's SQL differs from what the ORM compiles."""
+
+
+class _Refused(Exception):
+    """This key cannot be templated: the ORM runs it."""
+
+
+# Integers by sign and by the field sizes they fit: Django decides a lookup
+# whose value is out of its field's range without SQL, so a template made
+# with stand-ins of one class holds only for values of that class.
+_INT_CLASSES = ((2**15 - 1, 1000, 30000), (2**31 - 1, 2**15 + 1000, 2**31 - 1000), (2**63 - 1, 2**31 + 1000, 2**62))
+
+
+def _int_class(value: int) -> tuple[int, int]:
+    magnitude = -value if value < 0 else value
+    for index, (limit, _, _) in enumerate(_INT_CLASSES):
+        if magnitude <= limit:
+            return (-1 if value < 0 else 1, index)
+    raise _Refused("an integer beyond 64 bits")
+
+
+def _kind(value: Any) -> Hashable:
+    """What of a value shapes the SQL text: its type, an integer's class, a
+    list's length and its items' kinds."""
+    if isinstance(value, list):
+        return tuple(_kind(item) for item in value)
+    if isinstance(value, bool) or value is None:
+        # They change the text (IS NULL, a filter present or not): they
+        # belong in the key, not in a slot.
+        raise _Refused(f"{value!r} is part of the shape, not a value")
+    if isinstance(value, uuid.UUID):
+        return "uuid"
+    if isinstance(value, int | decimal.Decimal):
+        return (type(value).__name__, *_int_class(int(value)))
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, datetime.datetime):
+        return ("datetime", value.tzinfo is None)
+    raise _Refused(f"no stand-in for a {type(value).__name__}")
+
+
+def _stand_in(value: Any, taken: set[Any], rng: random.Random) -> Any:
+    while True:
+        if isinstance(value, uuid.UUID):
+            candidate: Any = uuid.UUID(int=rng.getrandbits(128), version=4)
+        elif isinstance(value, str):
+            candidate = f"{rng.getrandbits(128):032x}"
+        elif isinstance(value, datetime.datetime):
+            seconds = rng.randrange(10**9, 4 * 10**9)
+            candidate = datetime.datetime.fromtimestamp(seconds, datetime.UTC).replace(
+                microsecond=rng.randrange(1, 10**6)
+            )
+            if value.tzinfo is None:
+                candidate = candidate.replace(tzinfo=None)
+        else:
+            sign, index = _int_class(int(value))
+            _, low, high = _INT_CLASSES[index]
+            candidate = type(value)(sign * rng.randrange(low, high))
+        if candidate not in taken:
+            taken.add(candidate)
+            return candidate
+
+
+def _stand_ins(values: Mapping[str, Any], taken: set[Any], rng: random.Random) -> dict[str, Any]:
+    """Stand-ins of the same kinds, none equal to another (``taken`` is
+    shared by both sets: a slot whose two stand-ins were equal would look
+    like a constant)."""
+    return {
+        name: [_stand_in(v, taken, rng) for v in value] if isinstance(value, list) else _stand_in(value, taken, rng)
+        for name, value in values.items()
+    }
+
+
+# How Django may have sent a value of each type to the database, seen as
+# ``sent``: integers as they are, or as the int subclass psycopg is given
+# (Int4, Int8) for the column's size.
+def _preps(value: Any, alias: str, sent: Any) -> list[Callable[[Any], Any]]:
+    if isinstance(value, uuid.UUID):
+        return [_same_value, _uuid_hex, str]
+    if isinstance(value, int | decimal.Decimal):
+        return [type(sent)] if isinstance(sent, int) and not isinstance(sent, bool) else []
+    if isinstance(value, str):
+        return [_same_value]
+    if isinstance(value, datetime.datetime):
+        return [_same_value, connections[alias].ops.adapt_datetimefield_value]
+    return []
+
+
+def _same_value(value: Any) -> Any:
+    return value
+
+
+def _uuid_hex(value: uuid.UUID) -> str:
+    return value.hex
+
+
+def _leaves(values: Mapping[str, Any]) -> Iterator[tuple[str, int | None, Any]]:
+    for name, value in values.items():
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                yield name, index, item
+        else:
+            yield name, None, value
+
+
+def _compile(queryset: QuerySet) -> tuple[Any, str, tuple[Any, ...]]:
+    if queryset._iterable_class is not ValuesIterable:
+        raise _Refused("only .values() querysets are templated")
+    compiler = queryset.query.get_compiler(queryset.db)
+    try:
+        sql, params = compiler.as_sql()
+    except (EmptyResultSet, FullResultSet) as exc:
+        raise _Refused("the query is decided without SQL") from exc
+    return compiler, sql, tuple(params)
+
+
+@dataclass(frozen=True)
+class _Slot:
+    index: int  # in the parameters
+    name: str
+    item: int | None  # for a list value, which item
+    prep: Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Template:
+    alias: str
+    sql: str
+    params: tuple[Any, ...]
+    slots: tuple[_Slot, ...]
+    names: tuple[str, ...]
+    col_count: int
+    converters: tuple[tuple[int, tuple[Any, ...], Any], ...]
+
+    def parameters(self, values: Mapping[str, Any]) -> list[Any]:
+        params = list(self.params)
+        for slot in self.slots:
+            value = values[slot.name]
+            params[slot.index] = slot.prep(value if slot.item is None else value[slot.item])
+        return params
+
+    def run(self, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        connection = connections[self.alias]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, self.parameters(values))
+            rows = cursor.fetchall()
+        names, width, converters = self.names, self.col_count, self.converters
+        out = []
+        for raw in rows:
+            row = list(raw[:width])
+            for pos, convs, expression in converters:
+                value = row[pos]
+                for convert in convs:
+                    value = convert(value, expression, connection)
+                row[pos] = value
+            out.append(dict(zip(names, row, strict=True)))
+        return out
+
+
+def make_template(build: Builder, values: Mapping[str, Any], *, rng: random.Random | None = None) -> Template:
+    """The template of ``build`` for values shaped like ``values``; raises
+    _Refused when the ORM's text depends on more than the slots."""
+    rng = rng or random.Random()
+    for value in values.values():
+        _kind(value)
+    taken: set[Any] = set()
+    first, second = _stand_ins(values, taken, rng), _stand_ins(values, taken, rng)
+    queryset = build(first)
+    compiler, sql, params = _compile(queryset)
+    _, sql2, params2 = _compile(build(second))
+    if sql != sql2 or len(params) != len(params2):
+        raise _Refused("the SQL depends on the values")
+    leaves = list(_leaves(first))
+    leaves2 = {(name, item): v for name, item, v in _leaves(second)}
+    slots = []
+    for index, (a, b) in enumerate(zip(params, params2, strict=True)):
+        if a == b:
+            continue
+        found = [
+            _Slot(index, name, item, prep)
+            for name, item, value in leaves
+            for prep in _preps(value, queryset.db, a)
+            if _same(prep(value), a) and _same(prep(leaves2[(name, item)]), b)
+        ]
+        if not found:
+            raise _Refused(f"parameter {index} varies but is no slot's value")
+        slots.append(found[0])
+    query = compiler.query
+    if query.selected:
+        names = tuple(query.selected)
+    else:
+        names = (*query.extra_select, *query.values_select, *query.annotation_select)
+    fields = [s[0] for s in compiler.select[: compiler.col_count]]
+    converters = tuple(
+        (pos, tuple(_faster(convert) for convert in convs), expr)
+        for pos, (convs, expr) in compiler.get_converters(fields).items()
+    )
+    if len(names) != compiler.col_count:
+        raise _Refused("the selected columns are not the rows' keys")
+    return Template(
+        alias=queryset.db,
+        sql=sql,
+        params=params,
+        slots=tuple(slots),
+        names=names,
+        col_count=compiler.col_count,
+        converters=converters,
+    )
+
+
+def _faster(convert: Callable[..., Any]) -> Callable[..., Any]:
+    """JSONField.from_db_value's answer, by orjson (a page's hundred
+    derivatives maps cost ~1 ms through the json module); what orjson
+    refuses (NaN, integers beyond 64 bits) goes the field's own way."""
+    field = getattr(convert, "__self__", None)
+    if not (
+        isinstance(field, JSONField)
+        and getattr(convert, "__func__", None) is JSONField.from_db_value
+        and field.decoder is None
+    ):
+        return convert
+
+    def json_from_db(value: Any, expression: Any, connection: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return orjson.loads(value)
+            except orjson.JSONDecodeError:
+                pass
+        return convert(value, expression, connection)
+
+    return json_from_db
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
+
+
+class Templates:
+    """Templates by key, per database alias, at most ``size`` (least
+    recently used dropped). A key names everything that shapes the text:
+    which filters are on, booleans, list lengths, LIMIT and OFFSET."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._templates: OrderedDict[Hashable, Template | None] = OrderedDict()
+
+    def rows(self, key: Hashable, build: Builder, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        try:
+            kinds = tuple((name, _kind(value)) for name, value in values.items())
+        except _Refused:
+            return list(build(values))
+        template = self.template((key, kinds), build, values)
+        if template is None:
+            return list(build(values))
+        if getattr(settings, "SQL_TEMPLATES_VERIFY", False):
+            verify(template, build, values)
+        return template.run(values)
+
+    def template(self, key: Hashable, build: Builder, values: Mapping[str, Any]) -> Template | None:
+        with self._lock:
+            if key in self._templates:
+                self._templates.move_to_end(key)
+                return self._templates[key]
+        try:
+            template: Template | None = make_template(build, values)
+        except _Refused:
+            template = None
+        with self._lock:
+            self._templates[key] = template
+            while len(self._templates) > self.size:
+                self._templates.popitem(last=False)
+        return template
+
+    def clear(self) -> None:
+        with self._lock:
+            self._templates.clear()
+
+
+def verify(template: Template, build: Builder, values: Mapping[str, Any]) -> None:
+    """The ORM's SQL and parameters for these values must be the template's."""
+    try:
+        _, sql, params = _compile(build(values))
+    except _Refused:
+        raise TemplateMismatch("the ORM decides this query without SQL; the template would run it") from None
+    mine = template.parameters(values)
+    if sql != template.sql or [(type(p), p) for p in params] != [(type(p), p) for p in mine]:
+        raise TemplateMismatch(f"template:\n{template.sql}\n{mine}\nORM:\n{sql}\n{list(params)}")
+
+
+def instance_columns(model: Any) -> list[str]:
+    """The columns of a model instance, as .values() names them."""
+    return [field.attname for field in model._meta.concrete_fields]
+
+
+def instance(model: Any, row: Mapping[str, Any], prefix: str = "", alias: str = "default") -> Any:
+    """The model instance of a .values() row of ``instance_columns`` (under
+    ``prefix``, for a related one), as the ORM would have built it."""
+    names = instance_columns(model)
+    return model.from_db(alias, names, [row[prefix + name] for name in names])
+
+
+class TemplatedRows:
+    """A stand-in for a .values() queryset that cursor pagination (DRF's
+    CursorPagination) can order, filter by the cursor's position and slice,
+    then list: the rows come from a template keyed by those operations.
+
+    ``positions`` converts a cursor's position (a string) for each field the
+    list may be ordered by; one it does not name refuses the template."""
+
+    def __init__(
+        self,
+        templates: Templates,
+        key: Hashable,
+        build: Builder,
+        values: Mapping[str, Any],
+        *,
+        model: Any,
+        positions: Mapping[str, Callable[[str], Any]],
+        ops: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        self.model = model
+        self._templates, self._key, self._build, self._values = templates, key, build, dict(values)
+        self._positions = positions
+        self._ops = tuple(ops)
+
+    def _with(self, op: tuple[str, Any], values: Mapping[str, Any] | None = None) -> TemplatedRows:
+        return TemplatedRows(
+            self._templates,
+            self._key,
+            self._build,
+            {**self._values, **(values or {})},
+            model=self.model,
+            positions=self._positions,
+            ops=(*self._ops, op),
+        )
+
+    def order_by(self, *fields: str) -> TemplatedRows:
+        return self._with(("order_by", fields))
+
+    def filter(self, **lookups: Any) -> TemplatedRows:
+        (lookup, value), *rest = lookups.items()
+        convert = self._positions.get(lookup.rsplit("__", 1)[0])
+        if rest or convert is None:
+            raise TypeError(f"only a cursor's position in {sorted(self._positions)}, not {sorted(lookups)}")
+        name = f"position{len(self._ops)}"
+        return self._with(("filter", (lookup, name)), {name: convert(value)})
+
+    def __getitem__(self, window: slice) -> TemplatedRows:
+        if not isinstance(window, slice) or window.step is not None:
+            raise TypeError("only slices")
+        return self._with(("slice", (window.start, window.stop)))
+
+    def _queryset(self, values: Mapping[str, Any]) -> QuerySet:
+        queryset = self._build(values)
+        for op, arg in self._ops:
+            if op == "order_by":
+                queryset = queryset.order_by(*arg)
+            elif op == "filter":
+                lookup, name = arg
+                queryset = queryset.filter(**{lookup: values[name]})
+            else:
+                queryset = queryset[arg[0] : arg[1]]
+        return queryset
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._templates.rows((self._key, self._ops), self._queryset, self._values))

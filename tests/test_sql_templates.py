@@ -1,0 +1,316 @@
+"""studio.sql_templates: a compiled query reused with new values must answer
+exactly what the ORM answers, and must refuse (fall back to the ORM) every
+query whose SQL is not a pure function of its slots. The suite runs with
+SQL_TEMPLATES_VERIFY on, so every templated run here and in the list tests
+is also compared with the ORM's own SQL for the same values."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.sessions.models import Session
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from galleries.models import Asset, AssetStatus, Gallery
+from studio import sql_templates
+from studio.sessions import SessionStore
+from studio.sql_templates import TemplateMismatch, Templates
+from studio.tenancy import studio_scope, unscoped
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+BASE = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)  # a DST night in Europe
+
+
+def _gallery_with_assets(studio: Any, count: int = 12) -> tuple[Gallery, list[Asset]]:
+    gallery = factories.gallery(studio)
+    rows = [
+        Asset(
+            studio=studio,
+            gallery=gallery,
+            original_filename=f"IMG_{i:03d}.jpg",
+            storage_key=f"t/{uuid.uuid4().hex}.jpg",
+            content_type="image/jpeg",
+            size=10**10 + i,  # beyond 32 bits: a BigIntegerField
+            width=i * 10,
+            captured_at=None if i % 4 == 0 else BASE + timedelta(hours=i, microseconds=i),
+            status=AssetStatus.READY,
+            sort_order=i,
+            derivatives={"thumb": {"width": i, "ratio": i / 3, "name": f"é{i}"}} if i % 3 else {},
+        )
+        for i in range(count)
+    ]
+    with studio_scope(studio):
+        return gallery, Asset.objects.bulk_create(rows)
+
+
+COLUMNS = ("id", "original_filename", "size", "width", "captured_at", "derivatives", "sort_order", "gallery_id")
+
+
+def _filtered(values: dict[str, Any]) -> Any:
+    with unscoped():
+        return (
+            Asset.objects.filter(
+                gallery_id=values["gallery"],
+                sort_order__gte=values["from"],
+                size__lte=values["max_size"],
+                created_at__lte=values["before"],
+            )
+            .exclude(original_filename=values["not_named"])
+            .filter(pk__in=values["ids"])
+            .order_by("sort_order")
+            .values(*COLUMNS)
+        )
+
+
+def _expected(build: Any, values: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(build(values))
+
+
+def test_rows_equal_the_orms_for_every_kind_of_value(studio):
+    gallery, assets = _gallery_with_assets(studio)
+    templates = Templates()
+    for start, ids in ((0, assets), (3, assets[2:9]), (11, assets[:1]), (5, assets[6:7])):
+        values = {
+            "gallery": gallery.pk,
+            "from": start,
+            "max_size": 10**10 + 9,
+            "before": timezone.now() + timedelta(seconds=1),
+            "not_named": "IMG_007.jpg",
+            "ids": [a.pk for a in ids],
+        }
+        rows = templates.rows("filtered", _filtered, values)
+        assert rows == _expected(_filtered, values)
+    # Every shape made a template: none fell back to the ORM.
+    assert templates._templates and all(t is not None for t in templates._templates.values())
+
+
+def test_a_template_runs_one_query_and_another_gallery_gets_its_own_rows(studio, other_studio):
+    mine, _ = _gallery_with_assets(studio, 5)
+    theirs, their_assets = _gallery_with_assets(other_studio, 5)
+    templates = Templates()
+
+    def by_gallery(values: dict[str, Any]) -> Any:
+        with unscoped():
+            return Asset.objects.filter(gallery_id=values["gallery"]).order_by("sort_order").values("id")
+
+    assert len(templates.rows("g", by_gallery, {"gallery": mine.pk})) == 5
+    with CaptureQueriesContext(connection) as queries:
+        rows = templates.rows("g", by_gallery, {"gallery": theirs.pk})
+    assert [r["id"] for r in rows] == [a.pk for a in their_assets]
+    assert len(queries) == 1
+
+
+@pytest.mark.parametrize("bound", [-1, 0, 5, 2**15 - 1, 2**15, 2**31 - 1, 2**31, 2**63 - 1, 2**63, Decimal("3.5")])
+def test_integers_at_every_field_limit_answer_as_the_orm(studio, bound):
+    # Django decides a lookup whose value is beyond its field's range without
+    # SQL; a template made with stand-ins of another size class would not.
+    gallery, _ = _gallery_with_assets(studio, 6)
+    templates = Templates()
+
+    def after(values: dict[str, Any]) -> Any:
+        with unscoped():
+            return Asset.objects.filter(gallery_id=values["gallery"], sort_order__gt=values["n"]).values("sort_order")
+
+    for n in (bound, 2, bound):
+        values = {"gallery": gallery.pk, "n": n}
+        assert sorted(r["sort_order"] for r in templates.rows("after", after, values)) == sorted(
+            r["sort_order"] for r in after(values)
+        )
+
+
+def test_an_empty_list_is_decided_by_the_orm(studio):
+    gallery, assets = _gallery_with_assets(studio, 3)
+    templates = Templates()
+
+    def among(values: dict[str, Any]) -> Any:
+        with unscoped():
+            return Asset.objects.filter(pk__in=values["ids"]).values("id")
+
+    with CaptureQueriesContext(connection) as queries:
+        assert templates.rows("among", among, {"ids": []}) == []
+    assert len(queries) == 0  # the ORM knows an empty IN matches nothing
+    assert len(templates.rows("among", among, {"ids": [assets[0].pk]})) == 1
+
+
+def test_sql_that_depends_on_a_value_is_never_templated(studio):
+    gallery, _ = _gallery_with_assets(studio, 6)
+    templates = Templates()
+
+    def inlined(values: dict[str, Any]) -> Any:
+        with unscoped():
+            return Asset.objects.extra(where=[f"sort_order >= {int(values['n'])}"]).values("sort_order")
+
+    for n in (1, 4):
+        assert len(templates.rows("inlined", inlined, {"n": n})) == 6 - n
+    assert list(templates._templates.values()) == [None]
+
+
+def test_a_parameter_derived_from_a_value_is_never_templated(studio):
+    gallery, _ = _gallery_with_assets(studio, 12)
+    templates = Templates()
+
+    def prefixed(values: dict[str, Any]) -> Any:  # Django sends "IMG\_01%": no slot is that
+        with unscoped():
+            return Asset.objects.filter(original_filename__startswith=values["prefix"]).values("original_filename")
+
+    assert len(templates.rows("prefixed", prefixed, {"prefix": "IMG_01"})) == 2
+    assert len(templates.rows("prefixed", prefixed, {"prefix": "IMG_00"})) == 10
+    assert list(templates._templates.values()) == [None]
+
+
+@pytest.mark.parametrize("value", [None, True])
+def test_none_and_booleans_are_shape_not_values(studio, value):
+    gallery, _ = _gallery_with_assets(studio, 4)
+
+    def trashed(values: dict[str, Any]) -> Any:
+        with unscoped():
+            return Asset.objects.filter(gallery_id=gallery.pk, captured_at__isnull=bool(values["t"])).values("id")
+
+    templates = Templates()
+    assert len(templates.rows("t", trashed, {"t": value})) == (3 if value is None else 1)
+    assert not templates._templates  # never even tried
+
+
+LEAKED = {"from": 0}
+
+
+def test_verify_catches_a_builder_that_reads_outside_its_values(studio, settings):
+    gallery, _ = _gallery_with_assets(studio, 6)
+    templates = Templates()
+
+    def leaky(values: dict[str, Any]) -> Any:
+        with unscoped():
+            return Asset.objects.filter(gallery_id=values["gallery"], sort_order__gte=LEAKED["from"]).values("id")
+
+    assert len(templates.rows("leaky", leaky, {"gallery": gallery.pk})) == 6
+    LEAKED["from"] = 3
+    try:
+        with pytest.raises(TemplateMismatch):
+            templates.rows("leaky", leaky, {"gallery": gallery.pk})
+        # Without the check the baked-in 0 would answer: why builders must
+        # read nothing but their values.
+        settings.SQL_TEMPLATES_VERIFY = False
+        assert len(templates.rows("leaky", leaky, {"gallery": gallery.pk})) == 6
+    finally:
+        LEAKED["from"] = 0
+
+
+def test_converted_values_equal_the_orms_big_json_numbers_and_instants_included(studio):
+    gallery, assets = _gallery_with_assets(studio, 4)
+    with studio_scope(studio):
+        Asset.objects.filter(pk=assets[1].pk).update(derivatives={"big": 2**70, "tiny": 1e-300})
+    templates = Templates()
+
+    def rows(values: dict[str, Any]) -> Any:
+        with unscoped():
+            return Asset.objects.filter(gallery_id=values["gallery"]).order_by("sort_order").values(*COLUMNS)
+
+    mine, theirs = templates.rows("rows", rows, {"gallery": gallery.pk}), list(rows({"gallery": gallery.pk}))
+    assert mine == theirs
+    assert mine[1]["derivatives"] == {"big": 2**70, "tiny": 1e-300}  # orjson refuses 2**70: the field's own way
+    assert mine[2]["captured_at"] == BASE + timedelta(hours=2, microseconds=2)
+    assert mine[2]["captured_at"].utcoffset() == timedelta(0)
+
+
+def test_templates_are_bounded(studio):
+    gallery, _ = _gallery_with_assets(studio, 2)
+    templates = Templates(size=2)
+
+    def build(values: dict[str, Any]) -> Any:
+        with unscoped():
+            return Asset.objects.filter(gallery_id=values["gallery"]).values("id")
+
+    for key in ("a", "b", "c", "a"):
+        templates.rows(key, build, {"gallery": gallery.pk})
+    assert [k[0] for k in templates._templates] == ["c", "a"]
+
+
+def test_stand_ins_of_a_slot_never_repeat_between_the_two_builds():
+    # A slot whose two stand-ins were equal would look like a constant and
+    # bake a stand-in into every later run.
+    import random
+
+    rng = random.Random(0)
+    for _ in range(200):
+        taken: set[Any] = set()
+        values = {"a": 5, "b": [7, 8, 9], "c": uuid.uuid4(), "d": "x", "e": BASE}
+        first = sql_templates._stand_ins(values, taken, rng)
+        second = sql_templates._stand_ins(values, taken, rng)
+        leaves = [v for vs in (first, second) for v in vs.values()]
+        flat = [x for v in leaves for x in (v if isinstance(v, list) else [v])]
+        assert len(flat) == len(set(flat))
+
+
+# --- sessions (studio.sessions: Django's db sessions, loaded through a template) ---------------------------
+
+
+def test_a_session_loads_and_an_expired_or_unknown_one_does_not(db):
+    store = SessionStore()
+    store["portal"] = {"gallery": "g"}
+    store.create()
+    key = store.session_key
+    assert SessionStore(key).load() == {"portal": {"gallery": "g"}}
+    Session.objects.filter(session_key=key).update(expire_date=timezone.now() - timedelta(seconds=1))
+    expired = SessionStore(key)
+    assert expired.load() == {}
+    assert expired.session_key is None  # a new one will be made, as Django's own store does
+    assert SessionStore("x" * 32).load() == {}
+
+
+def test_the_session_engine_is_ours(settings):
+    assert settings.SESSION_ENGINE == "studio.sessions"
+
+
+# --- the portal list's cursor on a folder position ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("position", ["abc", "99999999999999999999", "1.5", ""])
+def test_a_forged_folder_cursor_is_a_clear_400(studio, position):
+    from tests.test_lean_lists import _assets, _folder, _open, _published
+
+    gallery = _published(studio)
+    assets = _assets(studio, gallery, 3)
+    folder = _folder(studio, gallery, assets)
+    client, _ = _open(gallery)
+    cursor = base64.b64encode(f"p={position}".encode()).decode()
+    response = client.get(f"/api/v1/portal/galleries/{gallery.pk}/assets/", {"folder": folder.pk, "cursor": cursor})
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "INVALID_CURSOR"
+
+
+def test_the_portal_lists_queries_run_from_templates(studio):
+    # Not one of them may quietly fall back to the ORM (on SQLite and on
+    # PostgreSQL alike): the suite's verify mode then checks each run.
+    from galleries import access
+    from galleries.api.portal_views import TEMPLATES
+    from studio import sessions
+    from tests.test_lean_lists import _assets, _folder, _open, _published, _rate
+
+    gallery = _published(studio)
+    assets = _assets(studio, gallery, 7)
+    client, visitor = _open(gallery)
+    _rate(studio, visitor, assets[:4])
+    folder = _folder(studio, gallery, assets[2:6], visitor=visitor)
+    for cache in (TEMPLATES, access._SESSION_TEMPLATES, sessions._TEMPLATES):
+        cache.clear()
+    url = f"/api/v1/portal/galleries/{gallery.pk}/assets/"
+    for query in ({}, {"min_stars": 2}, {"unrated": "true"}, {"folder": folder.pk}, {"trashed": "true"}):
+        response = client.get(url, {**query, "page_size": 2})
+        assert response.status_code == 200, response.content
+        follow = response.json()["next"]
+        if follow:
+            assert client.get(follow).status_code == 200
+    kinds = {key[0][0][0] if isinstance(key[0][0], tuple) else key[0][0] for key in TEMPLATES._templates}
+    assert kinds == {"portal-assets", "portal-folders"}
+    assert len(TEMPLATES._templates) >= 10
+    for cache in (TEMPLATES, access._SESSION_TEMPLATES, sessions._TEMPLATES):
+        assert cache._templates and all(t is not None for t in cache._templates.values()), cache._templates
