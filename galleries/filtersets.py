@@ -11,7 +11,7 @@ from django_filters.utils import translate_validation
 
 from galleries.face_search import find_me_session_key, person_asset_ids
 from galleries.models import Asset, AssetStatus, Gallery, GalleryStatus, Visibility
-from galleries.selectors import portal_filter
+from galleries.selectors import portal_filter, staff_filter
 from galleries.services.faces import faces_active
 
 
@@ -30,11 +30,34 @@ class GalleryFilterSet(django_filters.FilterSet):
         )
 
 
-class StaffAssetFilterSet(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=AssetStatus.choices)
-    trashed = django_filters.BooleanFilter(field_name="trashed_at", lookup_expr="isnull", exclude=True)
+class FormOnce:
+    """Validation of a list's filters without a FilterSet instance: one
+    deep-copies its filters and makes a form class per request, a third of
+    a small list page's fixed cost. The fields never depend on the request,
+    so one form class serves them all."""
+
+    @classmethod
+    def cleaned(cls, data: Any) -> dict[str, Any]:
+        """The filters' values, validated as the FilterSet's form would (the
+        same fields; its errors as DjangoFilterBackend raises them)."""
+        if "_form_class" not in cls.__dict__:
+            fields = {name: filter_.field for name, filter_ in cls.base_filters.items()}  # type: ignore[attr-defined]
+            cls._form_class = type(f"{cls.__name__}Form", (cls._meta.form,), fields)  # type: ignore[attr-defined]
+        form = cls._form_class(data)
+        if not form.is_valid():
+            raise translate_validation(form.errors)
+        return form.cleaned_data
+
+
+class StaffAssetFilterSet(FormOnce, django_filters.FilterSet):
+    """selectors.staff_filter applies status and trashed (the list builds
+    its query from their values alone: AssetViewSet.list); in_bin picks the
+    manager (AssetViewSet.tenant_manager)."""
+
+    status = django_filters.MultipleChoiceFilter(choices=AssetStatus.choices, method="applied_later")
+    trashed = django_filters.BooleanFilter(method="applied_later", label="In the client's trash")
     in_bin = django_filters.BooleanFilter(
-        method="filter_in_bin", label="Photos staff deleted, kept until purged (default: false)"
+        method="applied_later", label="Photos staff deleted, kept until purged (default: false)"
     )
 
     person = django_filters.UUIDFilter(method="filter_person", label="Photos with this person (people in photos)")
@@ -43,17 +66,22 @@ class StaffAssetFilterSet(django_filters.FilterSet):
         model = Asset
         fields = ["status", "trashed", "in_bin", "person"]
 
+    def applied_later(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
+        return queryset
+
     def filter_person(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
         # A subquery, not a join: no duplicate rows, no DISTINCT, and it
         # composes with every other filter and the lean list path.
         view = self.request.parser_context["view"]
         return queryset.filter(pk__in=person_asset_ids(view.gallery, value))
 
-    def filter_in_bin(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
-        return queryset  # the view reads the bin through Asset.with_deleted (AssetViewSet.tenant_manager)
+    def filter_queryset(self, queryset: QuerySet) -> Any:
+        queryset = super().filter_queryset(queryset)
+        cleaned = self.form.cleaned_data
+        return staff_filter(queryset, status=cleaned.get("status"), trashed=cleaned.get("trashed"))
 
 
-class PortalAssetFilterSet(django_filters.FilterSet):
+class PortalAssetFilterSet(FormOnce, django_filters.FilterSet):
     """Validates the portal list's filters; selectors.portal_filter applies
     min_stars, unrated, folder and trashed (the list builds its query from
     their values alone: see PortalAssetViewSet.list)."""
@@ -71,20 +99,6 @@ class PortalAssetFilterSet(django_filters.FilterSet):
     class Meta:
         model = Asset
         fields = ["min_stars", "unrated", "folder", "trashed", "person", "find_me"]
-
-    @classmethod
-    def cleaned(cls, data: Any) -> dict[str, Any]:
-        """The filters' values, validated as a FilterSet's form would (the
-        same fields; its errors as DjangoFilterBackend raises them), without
-        building one: a FilterSet deep-copies its filters and makes a form
-        class per request, a third of the list's fixed cost."""
-        if "_form_class" not in cls.__dict__:
-            fields = {name: filter_.field for name, filter_ in cls.base_filters.items()}
-            cls._form_class = type(f"{cls.__name__}Form", (cls._meta.form,), fields)
-        form = cls._form_class(data)
-        if not form.is_valid():
-            raise translate_validation(form.errors)
-        return form.cleaned_data
 
     @classmethod
     def portal_filters(cls, cleaned: dict[str, Any]) -> dict[str, Any]:

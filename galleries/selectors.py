@@ -40,6 +40,7 @@ from galleries.models import (
     Visitor,
 )
 from studio.models import Studio
+from studio.sql_templates import Templates
 from studio.tenancy import studio_scope, unscoped
 
 
@@ -165,6 +166,10 @@ def upload_batch_progress(batch: UploadBatch) -> dict[str, Any]:
 
 
 # --- list shapes: each takes an already-scoped queryset and shapes it -------------------------------
+
+# The hot lists' compiled queries (studio.sql_templates), per process: a few
+# per filter shape, page size and offset.
+LIST_TEMPLATES = Templates()
 
 # Counting through a relation bypasses Asset.objects: photos in the staff bin
 # must be left out by hand.
@@ -296,6 +301,38 @@ def portal_asset_rows(assets: QuerySet[Asset]) -> QuerySet[Any]:
 def staff_asset_rows(assets: QuerySet[Asset]) -> QuerySet[Any]:
     """The staff list's rows (assets_with_rating_summary), as portal_asset_rows."""
     return assets.values(*STAFF_ASSET_COLUMNS, *assets.query.annotations)
+
+
+def staff_assets(assets: QuerySet[Asset], *, in_bin: bool) -> QuerySet[Asset]:
+    """The staff list's photos of an already-scoped queryset (from
+    Asset.with_deleted when ``in_bin``: the bin and only the bin), with
+    their rating summary."""
+    if in_bin:
+        assets = assets.filter(deleted_at__isnull=False)
+    return assets_with_rating_summary(assets)
+
+
+def staff_filter(assets: QuerySet[Asset], *, status: list[str] | None = None, trashed: bool | None = None) -> Any:
+    """StaffAssetFilterSet's status and trashed: any of these statuses; in
+    the client's trash or not."""
+    if status:
+        assets = assets.filter(status__in=status)
+    if trashed is not None:
+        assets = assets.filter(trashed_at__isnull=not trashed)
+    return assets
+
+
+def staff_asset_list(values: Mapping[str, Any], *, in_bin: bool, trashed: bool | None) -> QuerySet[Any]:
+    """The staff asset list as rows, built from ids and filter values alone
+    (as portal_asset_list): studio and gallery ids, and the statuses when
+    filtered on."""
+    studio = Studio(pk=values["studio"])
+    studio._state.adding = False
+    with studio_scope(studio):
+        gallery = Gallery(pk=values["gallery"], studio=studio)
+        manager = Asset.with_deleted if in_bin else Asset.objects
+        assets = staff_assets(manager.filter(studio=studio, gallery=gallery), in_bin=in_bin)
+        return staff_asset_rows(staff_filter(assets, status=values.get("status"), trashed=trashed))
 
 
 def folder_placements(assets: Iterable[Any], *, visible: QuerySet[Folder] | None = None) -> QuerySet[Any]:

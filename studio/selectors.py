@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from studio.models import Membership, Studio
+from studio.sql_templates import Templates, instance, instance_columns
 from studio.tenancy import unscoped
 
 
@@ -21,14 +22,30 @@ def memberships_of(user: Any) -> QuerySet[Membership]:
         )
 
 
-def membership_in(user: Any, studio_slug: str) -> Membership | None:
-    """The user's membership in the active studio named ``studio_slug``."""
+# Every staff API request looks its membership up: the query is compiled
+# once (studio.sql_templates) and the two rows built from one .values() row.
+_TEMPLATES = Templates(size=4)
+_MEMBERSHIP_MODELS = ((Membership, ""), (Studio, "studio__"))
+
+
+def _membership_rows(values: dict[str, Any]) -> QuerySet[Any]:
     with unscoped():  # looking the studio up is what gives us a scope
         return (
-            Membership.objects.select_related("studio")
-            .filter(user=user, studio__slug=studio_slug, studio__is_active=True)
-            .first()
+            Membership.objects.filter(user_id=values["user"], studio__slug=values["slug"], studio__is_active=True)
+            .order_by("pk")
+            .values(*(prefix + name for model, prefix in _MEMBERSHIP_MODELS for name in instance_columns(model)))[:1]
         )
+
+
+def membership_in(user: Any, studio_slug: str) -> Membership | None:
+    """The user's membership in the active studio named ``studio_slug``,
+    with its studio."""
+    rows = _TEMPLATES.rows("membership", _membership_rows, {"user": user.pk, "slug": str(studio_slug)})
+    if not rows:
+        return None
+    membership, studio = (instance(model, rows[0], prefix) for model, prefix in _MEMBERSHIP_MODELS)
+    membership.studio = studio
+    return membership
 
 
 def studios_of(user: Any) -> QuerySet[Studio]:

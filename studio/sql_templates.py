@@ -283,9 +283,11 @@ def _same(a: Any, b: Any) -> bool:
 
 
 class Templates:
-    """Templates by key, per database alias, at most ``size`` (least
-    recently used dropped). A key names everything that shapes the text:
-    which filters are on, booleans, list lengths, LIMIT and OFFSET."""
+    """Templates by key, at most ``size`` (least recently used dropped),
+    shared by a process's threads (a template never changes once made). The
+    caller's key names everything that shapes the text besides the values'
+    kinds (added here: types, integer classes, list lengths): which filters
+    are on, booleans, LIMIT and OFFSET (TemplatedRows adds its operations)."""
 
     def __init__(self, size: int = 512) -> None:
         self.size = size

@@ -291,7 +291,7 @@ def test_the_portal_lists_queries_run_from_templates(studio):
     # Not one of them may quietly fall back to the ORM (on SQLite and on
     # PostgreSQL alike): the suite's verify mode then checks each run.
     from galleries import access
-    from galleries.api.portal_views import TEMPLATES
+    from galleries.selectors import LIST_TEMPLATES as TEMPLATES
     from studio import sessions
     from tests.test_lean_lists import _assets, _folder, _open, _published, _rate
 
@@ -314,3 +314,27 @@ def test_the_portal_lists_queries_run_from_templates(studio):
     assert len(TEMPLATES._templates) >= 10
     for cache in (TEMPLATES, access._SESSION_TEMPLATES, sessions._TEMPLATES):
         assert cache._templates and all(t is not None for t in cache._templates.values()), cache._templates
+
+
+def test_the_staff_lists_queries_run_from_templates(studio, owner, client_for):
+    from galleries.selectors import LIST_TEMPLATES
+    from tests.gallery_helpers import gallery_url
+    from tests.test_lean_lists import _assets, _published
+
+    gallery = _published(studio)
+    statuses = (AssetStatus.READY, AssetStatus.FAILED, AssetStatus.PROCESSING)
+    _assets(studio, gallery, 9, statuses=statuses)
+    client = client_for(owner)
+    LIST_TEMPLATES.clear()
+    url = gallery_url(studio, gallery, "assets/")
+    queries = ({}, {"status": "ready"}, {"status": ["failed", "ready"]}, {"trashed": "true"}, {"in_bin": "true"})
+    for query in queries:
+        response = client.get(url, {**query, "page_size": 2})
+        assert response.status_code == 200, response.content
+        follow = response.json()["next"]
+        if follow:
+            assert client.get(follow).status_code == 200
+    # Two orders of the same statuses are one template.
+    assert client.get(url, {"status": ["ready", "failed"], "page_size": 2}).status_code == 200
+    assert len(LIST_TEMPLATES._templates) == 8
+    assert all(t is not None for t in LIST_TEMPLATES._templates.values()), LIST_TEMPLATES._templates

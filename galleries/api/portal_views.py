@@ -43,17 +43,13 @@ from galleries.media import media_response
 from galleries.models import Asset, AssetStatus, DownloadPermission, Folder, Gallery, Selection, Visitor
 from studio.api.pagination import cursor_int
 from studio.errors import DomainError
-from studio.sql_templates import TemplatedRows, Templates
+from studio.sql_templates import TemplatedRows
 from studio.tenancy import studio_scope
 from studio.throttling import AnonRateThrottle
 
 
 class _CSRF(SessionAuthentication):
     pass
-
-
-# The portal list's compiled queries, per process (a few per filter shape).
-TEMPLATES = Templates()
 
 
 def _gallery_payload(gallery: Gallery, visitor: Visitor | None = None) -> dict[str, Any]:
@@ -162,7 +158,7 @@ class PortalAssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Porta
             values = {**ids, **{name: filters[name] for name in ("min_stars", "folder") if filters[name] is not None}}
             shape = {"shared_selection": shared, "unrated": filters["unrated"], "trashed": filters["trashed"]}
             rows = TemplatedRows(
-                TEMPLATES,
+                selectors.LIST_TEMPLATES,
                 ("portal-assets", *shape.values(), *values),
                 partial(selectors.portal_asset_list, **shape),
                 values,
@@ -171,7 +167,7 @@ class PortalAssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Porta
             )
         page = self.paginate_queryset(rows)
         assert page is not None  # the API always pages
-        placements = page and TEMPLATES.rows(
+        placements = page and selectors.LIST_TEMPLATES.rows(
             ("portal-folders", shared),
             partial(selectors.portal_folder_placements, shared_selection=shared),
             {**ids, "assets": [row["id"] for row in page]},

@@ -36,8 +36,10 @@ Endpoints shape querysets through ``scope_queryset()`` instead.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, ExitStack
+from functools import partial
 from typing import Any, ClassVar
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -47,6 +49,7 @@ from rest_framework.permissions import IsAuthenticated
 from studio import selectors
 from studio.api.permissions import HasStudioScope, validate_scope_map
 from studio.models import Studio
+from studio.sql_templates import Templates, instance, instance_columns
 from studio.tenancy import studio_scope, unscoped
 
 FLAVOUR_HOOKS = ("resolve", "tenant_queryset", "check_endpoint_class")
@@ -57,6 +60,32 @@ API_METHODS = frozenset({"get", "head", "options", "post", "put", "patch", "dele
 
 # Classes allowed to provide sealed names: ScopedEndpoint and its flavours.
 _SEAL_OWNERS: set[type] = set()
+
+
+# The parent named in a nested URL (a gallery's photos: the gallery) is
+# looked up on every request under it: compiled once per parent model.
+_PARENTS = Templates(size=64)
+
+
+def _parent_rows(model: type[models.Model], values: dict[str, Any]) -> models.QuerySet:
+    studio = Studio(pk=values["studio"])
+    studio._state.adding = False
+    with studio_scope(studio):
+        return (
+            model._default_manager.filter(studio=studio, pk=values["pk"])
+            .order_by("pk")
+            .values(*instance_columns(model))[:1]
+        )
+
+
+def _parent(model: type[models.Model], studio: Studio, pk: Any) -> models.Model | None:
+    """The studio's ``model`` object ``pk``, or None."""
+    try:
+        pk = model._meta.pk.to_python(pk)  # type: ignore[union-attr]
+    except ValidationError:
+        return None
+    rows = _PARENTS.rows(model._meta.label, partial(_parent_rows, model), {"studio": studio.pk, "pk": pk})
+    return instance(model, rows[0]) if rows else None
 
 
 def require_in_scope(queryset: models.QuerySet, object_id: Any) -> None:
@@ -165,7 +194,7 @@ class ScopedEndpoint:
         self.enter(timezone.override(self.studio.timezone))
         if self.parent_lookup is not None:
             name, parent_model = self.parent_lookup
-            parent = parent_model._default_manager.filter(studio=self.studio, pk=self.kwargs[f"{name}_pk"]).first()  # type: ignore[attr-defined]
+            parent = _parent(parent_model, self.studio, self.kwargs[f"{name}_pk"])  # type: ignore[attr-defined]
             if parent is None:
                 raise exceptions.NotFound()
             setattr(self, name, parent)
