@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -52,18 +53,32 @@ def derivative_sizes(derivatives: dict[str, Any] | None) -> dict[str, dict[str, 
     }
 
 
+@functools.lru_cache(maxsize=1024)
+def _media_url_parts(
+    route: str, kwargs: tuple[tuple[str, Any], ...], prefix: str, urlconf: Any
+) -> dict[str, tuple[str, ...]]:
+    # Split each variant's link around the placeholder id, so a photo's link
+    # is head + id + tail, whatever else the path holds. Per gallery (and
+    # script prefix and URLconf): four reverse() calls were a tenth of a
+    # small list page.
+    placeholder = str(_PLACEHOLDER)
+    return {
+        variant: tuple(
+            reverse(route, kwargs={**dict(kwargs), "pk": _PLACEHOLDER, "variant": variant}, urlconf=urlconf).split(
+                placeholder
+            )
+        )
+        for variant in VARIANTS
+    }
+
+
 class MediaUrls:
-    """Media links for many assets: one reverse() per variant per list, then
-    string joins per photo (reverse() per link dominated a 100-photo page)."""
+    """Media links for many assets: one reverse() per variant per gallery and
+    process, then string joins per photo (reverse() per link dominated a
+    100-photo page)."""
 
     def __init__(self, route: str, kwargs: dict[str, Any]) -> None:
-        # Split each variant's link around the placeholder id, so a photo's
-        # link is head + id + tail, whatever else the path holds.
-        placeholder = str(_PLACEHOLDER)
-        self.parts = {
-            variant: tuple(reverse(route, kwargs={**kwargs, "pk": _PLACEHOLDER, "variant": variant}).split(placeholder))
-            for variant in VARIANTS
-        }
+        self.parts = _media_url_parts(route, tuple(sorted(kwargs.items())), get_script_prefix(), get_urlconf())
 
     def __call__(self, asset: Asset, *, originals: bool) -> dict[str, str | None]:
         return self.row(asset.pk, asset.derivatives, originals=originals)
@@ -233,7 +248,7 @@ def staff_asset_dicts(rows: Iterable[dict[str, Any]], *, urls: MediaUrls) -> lis
     instant = _INSTANT.to_representation
     return [
         {
-            "id": str(row["id"]),
+            "id": pk,
             "original_filename": row["original_filename"],
             "status": row["status"],
             "failure_reason": row["failure_reason"],
@@ -247,10 +262,11 @@ def staff_asset_dicts(rows: Iterable[dict[str, Any]], *, urls: MediaUrls) -> lis
             "trashed": row["trashed_at"] is not None,
             "average_stars": None if row["average_stars"] is None else float(row["average_stars"]),
             "rating_count": row["rating_count"],
-            "urls": urls.row(row["id"], row["derivatives"], originals=row["status"] not in NO_ORIGINAL),
+            "urls": urls.row(pk, row["derivatives"], originals=row["status"] not in NO_ORIGINAL),
             "created_at": instant(row["created_at"]),
         }
         for row in rows
+        for pk in (str(row["id"]),)
     ]
 
 
@@ -510,7 +526,7 @@ def portal_asset_dicts(
     instant = _INSTANT.to_representation
     return [
         {
-            "id": str(row["id"]),
+            "id": pk,
             "filename": row["original_filename"],
             "width": row["width"],
             "height": row["height"],
@@ -518,10 +534,11 @@ def portal_asset_dicts(
             "stars": row["my_stars"],
             "folders": folders_by_asset.get(row["id"], []),
             "trashed": row["trashed_at"] is not None,
-            "urls": urls.row(row["id"], row["derivatives"], originals=originals),
+            "urls": urls.row(pk, row["derivatives"], originals=originals),
             "sizes": derivative_sizes(row["derivatives"]),
         }
         for row in rows
+        for pk in (str(row["id"]),)
     ]
 
 
