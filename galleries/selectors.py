@@ -41,7 +41,7 @@ from galleries.models import (
 )
 from studio.models import Studio
 from studio.sql_templates import Templates
-from studio.tenancy import studio_scope, unscoped
+from studio.tenancy import studio_id_scope, unscoped
 
 
 def derivative_estimate(size: int) -> int:
@@ -257,12 +257,9 @@ def portal_asset_list(
     gallery and visitor ids, and min_stars and folder when filtered on.
     Stand-in instances carry the ids: every query is built in that studio's
     scope, as the view's would be."""
-    studio = Studio(pk=values["studio"])
-    studio._state.adding = False
-    with studio_scope(studio):
+    with studio_id_scope(values["studio"]) as studio:
         gallery = Gallery(pk=values["gallery"], studio=studio, shared_selection=shared_selection)
         visitor = Visitor(pk=values["visitor"], studio=studio, gallery=gallery)
-        gallery._state.adding = visitor._state.adding = False
         assets = portal_filter(
             portal_assets(Asset.objects.filter(gallery=gallery), visitor=visitor),
             gallery=gallery,
@@ -326,9 +323,7 @@ def staff_asset_list(values: Mapping[str, Any], *, in_bin: bool, trashed: bool |
     """The staff asset list as rows, built from ids and filter values alone
     (as portal_asset_list): studio and gallery ids, and the statuses when
     filtered on."""
-    studio = Studio(pk=values["studio"])
-    studio._state.adding = False
-    with studio_scope(studio):
+    with studio_id_scope(values["studio"]) as studio:
         gallery = Gallery(pk=values["gallery"], studio=studio)
         manager = Asset.with_deleted if in_bin else Asset.objects
         assets = staff_assets(manager.filter(studio=studio, gallery=gallery), in_bin=in_bin)
@@ -347,9 +342,7 @@ def folder_placements(assets: Iterable[Any], *, visible: QuerySet[Folder] | None
 def portal_folder_placements(values: Mapping[str, Any], *, shared_selection: bool) -> QuerySet[Any]:
     """folder_placements of a portal page (``values``: studio, gallery,
     visitor and the page's asset ids), from ids alone as portal_asset_list."""
-    studio = Studio(pk=values["studio"])
-    studio._state.adding = False
-    with studio_scope(studio):
+    with studio_id_scope(values["studio"]) as studio:
         gallery = Gallery(pk=values["gallery"], studio=studio, shared_selection=shared_selection)
         visitor = Visitor(pk=values["visitor"], studio=studio, gallery=gallery)
         folders = visible_folders(Folder.objects.filter(gallery=gallery), gallery=gallery, visitor=visitor)

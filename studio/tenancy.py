@@ -67,6 +67,19 @@ def studio_scope(studio: Studio) -> Iterator[Studio]:
 
 
 @contextmanager
+def studio_id_scope(studio_id: Any) -> Iterator[Studio]:
+    """The scope of the studio with this id, known by its id alone: for
+    query builders that must read nothing but their values (compiled
+    templates, studio.sql_templates). Yields the stand-in studio."""
+    from studio.models import Studio
+
+    studio = Studio(pk=studio_id)
+    studio._state.adding = False  # it exists: only its id is not loaded
+    with studio_scope(studio):
+        yield studio
+
+
+@contextmanager
 def unscoped() -> Iterator[None]:
     """Lift the studio filter. Use only where crossing studios is the point
     (superuser admin, platform-wide commands, migrations of data)."""

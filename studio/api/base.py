@@ -50,7 +50,7 @@ from studio import selectors
 from studio.api.permissions import HasStudioScope, validate_scope_map
 from studio.models import Studio
 from studio.sql_templates import Templates, instance, instance_columns
-from studio.tenancy import studio_scope, unscoped
+from studio.tenancy import studio_id_scope, studio_scope, unscoped
 
 FLAVOUR_HOOKS = ("resolve", "tenant_queryset", "check_endpoint_class")
 SEALED = ("get_queryset", "get_object", "get_permissions", "check_permissions", "initial", "dispatch", *FLAVOUR_HOOKS)
@@ -68,9 +68,7 @@ _PARENTS = Templates(size=64)
 
 
 def _parent_rows(model: type[models.Model], values: dict[str, Any]) -> models.QuerySet:
-    studio = Studio(pk=values["studio"])
-    studio._state.adding = False
-    with studio_scope(studio):
+    with studio_id_scope(values["studio"]) as studio:
         return (
             model._default_manager.filter(studio=studio, pk=values["pk"])
             .order_by("pk")
