@@ -3,6 +3,7 @@ manager at import time, outside any studio scope."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import django_filters
@@ -41,7 +42,13 @@ class FormOnce:
         """The filters' values, validated as the FilterSet's form would (the
         same fields; its errors as DjangoFilterBackend raises them)."""
         if "_form_class" not in cls.__dict__:
-            fields = {name: filter_.field for name, filter_ in cls.base_filters.items()}  # type: ignore[attr-defined]
+            # From copies with their model set, as a FilterSet instance's
+            # are: the class's own filters stay untouched (a field made
+            # before the model is known would lose its label everywhere).
+            filters = copy.deepcopy(cls.base_filters)  # type: ignore[attr-defined]
+            for filter_ in filters.values():
+                filter_.model = cls._meta.model  # type: ignore[attr-defined]
+            fields = {name: filter_.field for name, filter_ in filters.items()}
             cls._form_class = type(f"{cls.__name__}Form", (cls._meta.form,), fields)  # type: ignore[attr-defined]
         form = cls._form_class(data)
         if not form.is_valid():

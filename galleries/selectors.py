@@ -167,9 +167,9 @@ def upload_batch_progress(batch: UploadBatch) -> dict[str, Any]:
 
 # --- list shapes: each takes an already-scoped queryset and shapes it -------------------------------
 
-# The hot lists' compiled queries (studio.sql_templates), per process: a few
-# per filter shape, page size and offset.
-LIST_TEMPLATES = Templates()
+# The hot lists' compiled queries (studio.sql_templates), per process: one
+# per filter shape, cursor direction and page size (1-200: clients choose).
+LIST_TEMPLATES = Templates(size=2048)
 
 # Counting through a relation bypasses Asset.objects: photos in the staff bin
 # must be left out by hand.

@@ -59,7 +59,8 @@ _INT_CLASSES = ((2**15 - 1, 1000, 30000), (2**31 - 1, 2**15 + 1000, 2**31 - 1000
 
 
 def _int_class(value: int) -> tuple[int, int]:
-    magnitude = -value if value < 0 else value
+    # Ranges are asymmetric: -2**15 is a 16-bit value, 2**15 is not.
+    magnitude = -value - 1 if value < 0 else value
     for index, (limit, _, _) in enumerate(_INT_CLASSES):
         if magnitude <= limit:
             return (-1 if value < 0 else 1, index)
@@ -70,6 +71,8 @@ def _kind(value: Any) -> Hashable:
     """What of a value shapes the SQL text: its type, an integer's class, a
     list's length and its items' kinds."""
     if isinstance(value, list):
+        if any(isinstance(item, list) for item in value):
+            raise _Refused("a list of lists")
         return tuple(_kind(item) for item in value)
     if isinstance(value, bool) or value is None:
         # They change the text (IS NULL, a filter present or not): they
@@ -77,6 +80,8 @@ def _kind(value: Any) -> Hashable:
         raise _Refused(f"{value!r} is part of the shape, not a value")
     if isinstance(value, uuid.UUID):
         return "uuid"
+    if isinstance(value, decimal.Decimal) and not value.is_finite():
+        raise _Refused("a Decimal that is no number")
     if isinstance(value, int | decimal.Decimal):
         return (type(value).__name__, *_int_class(int(value)))
     if isinstance(value, str):
@@ -227,7 +232,7 @@ def make_template(build: Builder, values: Mapping[str, Any], *, rng: random.Rand
             _Slot(index, name, item, prep)
             for name, item, value in leaves
             for prep in _preps(value, queryset.db, a)
-            if _same(prep(value), a) and _same(prep(leaves2[(name, item)]), b)
+            if _prepared_as(prep, value, a) and _prepared_as(prep, leaves2[(name, item)], b)
         ]
         if not found:
             raise _Refused(f"parameter {index} varies but is no slot's value")
@@ -278,8 +283,13 @@ def _faster(convert: Callable[..., Any]) -> Callable[..., Any]:
     return json_from_db
 
 
-def _same(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b
+def _prepared_as(prep: Callable[[Any], Any], value: Any, sent: Any) -> bool:
+    """Whether Django sent ``value`` as ``sent`` (same type, same value)."""
+    try:
+        prepared = prep(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return type(prepared) is type(sent) and prepared == sent
 
 
 class Templates:
@@ -400,6 +410,13 @@ class TemplatedRows:
             raise TypeError("only slices")
         return self._with(("slice", (window.start, window.stop)))
 
+    def _templated(self) -> bool:
+        # LIMIT and OFFSET are written into the SQL: a template per page size
+        # and offset. Offsets (a cursor inside rows tied on the ordering,
+        # up to CursorPagination.offset_cutoff) would let one client cycle
+        # through more keys than the cache keeps; those pages take the ORM.
+        return all(op != "slice" or not arg[0] for op, arg in self._ops)
+
     def _queryset(self, values: Mapping[str, Any]) -> QuerySet:
         queryset = self._build(values)
         for op, arg in self._ops:
@@ -413,4 +430,6 @@ class TemplatedRows:
         return queryset
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        if not self._templated():
+            return iter(self._queryset(self._values))
         return iter(self._templates.rows((self._key, self._ops), self._queryset, self._values))

@@ -130,6 +130,9 @@ class PortalAssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Porta
     filterset_class = PortalAssetFilterSet
     ordering = ("sort_order", "created_at")
 
+    # The folder order is an annotation: its cursor positions are checked here.
+    cursor_positions = {"folder_position": cursor_int}
+
     def scope_queryset(self, queryset: QuerySet) -> QuerySet:
         return selectors.portal_assets(queryset, visitor=self.visitor)
 
@@ -163,7 +166,7 @@ class PortalAssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Porta
                 partial(selectors.portal_asset_list, **shape),
                 values,
                 model=Asset,
-                positions={"sort_order": cursor_int, "folder_position": cursor_int},
+                positions={"sort_order": int, **self.cursor_positions},
             )
         page = self.paginate_queryset(rows)
         assert page is not None  # the API always pages

@@ -41,6 +41,9 @@ class CursorPagination(pagination.CursorPagination):
 
     def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> list[Any] | None:
         self._model = getattr(queryset, "model", None)
+        # Orderings on annotations (no model field to check against) name
+        # their check in the view: {"folder_position": cursor_int}.
+        self._position_checks = getattr(view, "cursor_positions", {})
         return super().paginate_queryset(queryset, request, view)
 
     def decode_cursor(self, request: Any) -> pagination.Cursor | None:
@@ -66,10 +69,14 @@ class CursorPagination(pagination.CursorPagination):
     def _check_position(self, position: str) -> None:
         """The position must be a value the ordering field can hold, as the
         database will be asked to compare it."""
+        name = self.ordering[0].lstrip("-")
+        if name in getattr(self, "_position_checks", {}):
+            self._position_checks[name](position)
+            return
         if self._model is None:
             return
         try:
-            field = self._model._meta.get_field(self.ordering[0].lstrip("-"))
+            field = self._model._meta.get_field(name)
         except FieldDoesNotExist:
             return
         try:
