@@ -35,7 +35,6 @@ from studio.auditing import Action, audit_record
 from studio.cache import studio_cache_key
 from studio.errors import DomainError
 from studio.middleware import client_ip
-from studio.models import Studio
 from studio.sql_templates import Templates, instance, instance_columns
 from studio.tenancy import studio_scope, unscoped
 
@@ -251,13 +250,12 @@ def session_visitor(request: HttpRequest, gallery_id: Any) -> tuple[Gallery, Vis
         ids = {"visitor": uuid.UUID(str(entry.get("visitor"))), "gallery": uuid.UUID(str(gallery_id))}
     except ValueError:
         ids = None
-    rows = _SESSION_TEMPLATES.rows("visitor", _session_visitor_rows, ids) if ids else []
+    rows = _SESSION_TEMPLATES.rows(_session_visitor_rows, ids) if ids else []
     if not rows:
         leave(request)
         raise SessionRequired()
-    visitor, gallery, studio = (instance(model, rows[0], prefix) for model, prefix in _SESSION_MODELS)
-    gallery.studio = studio
-    visitor.gallery = gallery
+    visitor = instance(Visitor, rows[0], *_SESSION_RELATED)
+    gallery = visitor.gallery
     if entry.get("v") != gallery.access_version:
         leave(request)
         raise SessionRequired("The studio changed this gallery's access. Enter the code again.")
@@ -269,14 +267,14 @@ def session_visitor(request: HttpRequest, gallery_id: Any) -> tuple[Gallery, Vis
 # portal request, the hot photo list included, so its SQL is compiled once
 # (studio.sql_templates) and the three rows built from one .values() row.
 _SESSION_TEMPLATES = Templates(size=4)
-_SESSION_MODELS = ((Visitor, ""), (Gallery, "gallery__"), (Studio, "gallery__studio__"))
+_SESSION_RELATED = ("gallery", "gallery__studio")
 
 
 def _session_visitor_rows(ids: dict[str, Any]) -> Any:
     with unscoped():  # the session names the gallery; checked against the URL
         return Visitor.objects.filter(
             pk=ids["visitor"], gallery_id=ids["gallery"], gallery__studio__is_active=True
-        ).values(*(prefix + name for model, prefix in _SESSION_MODELS for name in instance_columns(model)))[:1]
+        ).values(*instance_columns(Visitor, *_SESSION_RELATED))[:1]
 
 
 def touch(visitor: Visitor) -> None:

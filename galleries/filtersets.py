@@ -31,11 +31,16 @@ class GalleryFilterSet(django_filters.FilterSet):
         )
 
 
-class FormOnce:
-    """Validation of a list's filters without a FilterSet instance: one
-    deep-copies its filters and makes a form class per request, a third of
-    a small list page's fixed cost. The fields never depend on the request,
-    so one form class serves them all."""
+class ListFilterSet(django_filters.FilterSet):
+    """A hot list's filters. The list validates them without a FilterSet
+    instance (``cleaned``: one deep-copies its filters and makes a form
+    class per request, a third of a small list page's fixed cost; the fields
+    never depend on the request, so one form class serves them all), and
+    applies the TEMPLATED ones itself, in a query built from their values
+    alone (studio.sql_templates); declared with ``method="applied_later"``,
+    they are left alone here. Any other filter on means the plain ORM path."""
+
+    TEMPLATED: tuple[str, ...] = ()
 
     @classmethod
     def cleaned(cls, data: Any) -> dict[str, Any]:
@@ -45,18 +50,26 @@ class FormOnce:
             # From copies with their model set, as a FilterSet instance's
             # are: the class's own filters stay untouched (a field made
             # before the model is known would lose its label everywhere).
-            filters = copy.deepcopy(cls.base_filters)  # type: ignore[attr-defined]
+            filters = copy.deepcopy(cls.base_filters)
             for filter_ in filters.values():
-                filter_.model = cls._meta.model  # type: ignore[attr-defined]
+                filter_.model = cls._meta.model
             fields = {name: filter_.field for name, filter_ in filters.items()}
-            cls._form_class = type(f"{cls.__name__}Form", (cls._meta.form,), fields)  # type: ignore[attr-defined]
+            cls._form_class = type(f"{cls.__name__}Form", (cls._meta.form,), fields)
         form = cls._form_class(data)
         if not form.is_valid():
             raise translate_validation(form.errors)
         return form.cleaned_data
 
+    @classmethod
+    def templated(cls, cleaned: dict[str, Any]) -> bool:
+        """Whether only TEMPLATED filters are on."""
+        return all(name in cls.TEMPLATED or value in (None, "") for name, value in cleaned.items())
 
-class StaffAssetFilterSet(FormOnce, django_filters.FilterSet):
+    def applied_later(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
+        return queryset
+
+
+class StaffAssetFilterSet(ListFilterSet):
     """selectors.staff_filter applies status and trashed (the list builds
     its query from their values alone: AssetViewSet.list); in_bin picks the
     manager (AssetViewSet.tenant_manager)."""
@@ -69,12 +82,11 @@ class StaffAssetFilterSet(FormOnce, django_filters.FilterSet):
 
     person = django_filters.UUIDFilter(method="filter_person", label="Photos with this person (people in photos)")
 
+    TEMPLATED = ("status", "trashed", "in_bin")
+
     class Meta:
         model = Asset
         fields = ["status", "trashed", "in_bin", "person"]
-
-    def applied_later(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
-        return queryset
 
     def filter_person(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
         # A subquery, not a join: no duplicate rows, no DISTINCT, and it
@@ -88,7 +100,7 @@ class StaffAssetFilterSet(FormOnce, django_filters.FilterSet):
         return staff_filter(queryset, status=cleaned.get("status"), trashed=cleaned.get("trashed"))
 
 
-class PortalAssetFilterSet(FormOnce, django_filters.FilterSet):
+class PortalAssetFilterSet(ListFilterSet):
     """Validates the portal list's filters; selectors.portal_filter applies
     min_stars, unrated, folder and trashed (the list builds its query from
     their values alone: see PortalAssetViewSet.list)."""
@@ -101,7 +113,7 @@ class PortalAssetFilterSet(FormOnce, django_filters.FilterSet):
     find_me = django_filters.CharFilter(method="filter_find_me", label='Your "find me" results (the key it gave)')
 
     # What selectors.portal_filter takes; the others filter here.
-    PORTAL_FILTERS = ("min_stars", "unrated", "folder", "trashed")
+    TEMPLATED = ("min_stars", "unrated", "folder", "trashed")
 
     class Meta:
         model = Asset
@@ -109,10 +121,7 @@ class PortalAssetFilterSet(FormOnce, django_filters.FilterSet):
 
     @classmethod
     def portal_filters(cls, cleaned: dict[str, Any]) -> dict[str, Any]:
-        return {name: cleaned.get(name) for name in cls.PORTAL_FILTERS}
-
-    def applied_later(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
-        return queryset
+        return {name: cleaned.get(name) for name in cls.TEMPLATED}
 
     def filter_person(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
         # Persons staff hid are not offered to clients.

@@ -25,7 +25,6 @@ def memberships_of(user: Any) -> QuerySet[Membership]:
 # Every staff API request looks its membership up: the query is compiled
 # once (studio.sql_templates) and the two rows built from one .values() row.
 _TEMPLATES = Templates(size=4)
-_MEMBERSHIP_MODELS = ((Membership, ""), (Studio, "studio__"))
 
 
 def _membership_rows(values: dict[str, Any]) -> QuerySet[Any]:
@@ -33,19 +32,15 @@ def _membership_rows(values: dict[str, Any]) -> QuerySet[Any]:
         return (
             Membership.objects.filter(user_id=values["user"], studio__slug=values["slug"], studio__is_active=True)
             .order_by("pk")
-            .values(*(prefix + name for model, prefix in _MEMBERSHIP_MODELS for name in instance_columns(model)))[:1]
+            .values(*instance_columns(Membership, "studio"))[:1]
         )
 
 
 def membership_in(user: Any, studio_slug: str) -> Membership | None:
     """The user's membership in the active studio named ``studio_slug``,
     with its studio."""
-    rows = _TEMPLATES.rows("membership", _membership_rows, {"user": user.pk, "slug": str(studio_slug)})
-    if not rows:
-        return None
-    membership, studio = (instance(model, rows[0], prefix) for model, prefix in _MEMBERSHIP_MODELS)
-    membership.studio = studio
-    return membership
+    rows = _TEMPLATES.rows(_membership_rows, {"user": user.pk, "slug": str(studio_slug)})
+    return instance(Membership, rows[0], "studio") if rows else None
 
 
 def studios_of(user: Any) -> QuerySet[Studio]:

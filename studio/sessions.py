@@ -35,7 +35,7 @@ class SessionStore(db.SessionStore):
     def _get_session_from_db(self) -> Session | None:
         # db.SessionStore's, with the query from a template.
         try:
-            rows = _TEMPLATES.rows("session", _session_rows, {"key": self.session_key, "now": timezone.now()})
+            rows = _TEMPLATES.rows(_session_rows, {"key": self.session_key, "now": timezone.now()})
         except SuspiciousOperation as exc:
             logging.getLogger(f"django.security.{exc.__class__.__name__}").warning(str(exc))
             rows = []

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import functools
 import random
 import threading
 import uuid
@@ -36,7 +37,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.core.exceptions import EmptyResultSet, FullResultSet
+from django.core.exceptions import EmptyResultSet, FieldDoesNotExist, FullResultSet
 from django.db import connections
 from django.db.models import JSONField, QuerySet
 from django.db.models.query import ValuesIterable
@@ -293,30 +294,35 @@ def _prepared_as(prep: Callable[[Any], Any], value: Any, sent: Any) -> bool:
 
 
 class Templates:
-    """Templates by key, at most ``size`` (least recently used dropped),
-    shared by a process's threads (a template never changes once made). The
-    caller's key names everything that shapes the text besides the values'
-    kinds (added here: types, integer classes, list lengths): which filters
-    are on, booleans, LIMIT and OFFSET (TemplatedRows adds its operations)."""
+    """Templates of builders, at most ``size`` (least recently used
+    dropped), shared by a process's threads (a template never changes once
+    made). A template is keyed by its builder, the builder's shape keywords
+    (whatever changes the text and is no value: a filter's boolean, a model)
+    and the values' kinds (names, types, integer classes, list lengths)."""
 
     def __init__(self, size: int = 512) -> None:
         self.size = size
         self._lock = threading.Lock()
         self._templates: OrderedDict[Hashable, Template | None] = OrderedDict()
 
-    def rows(self, key: Hashable, build: Builder, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def rows(self, build: Callable[..., QuerySet], values: Mapping[str, Any], **shape: Any) -> list[dict[str, Any]]:
+        """The rows of ``build(values, **shape)``, from its template."""
+        return self.keyed_rows((build, tuple(shape.items())), functools.partial(build, **shape), values)
+
+    def keyed_rows(self, key: Hashable, build: Builder, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """rows() for a builder ``key`` names whole (TemplatedRows)."""
         try:
             kinds = tuple((name, _kind(value)) for name, value in values.items())
         except _Refused:
             return list(build(values))
-        template = self.template((key, kinds), build, values)
+        template = self._template((key, kinds), build, values)
         if template is None:
             return list(build(values))
         if getattr(settings, "SQL_TEMPLATES_VERIFY", False):
             verify(template, build, values)
         return template.run(values)
 
-    def template(self, key: Hashable, build: Builder, values: Mapping[str, Any]) -> Template | None:
+    def _template(self, key: Hashable, build: Builder, values: Mapping[str, Any]) -> Template | None:
         with self._lock:
             if key in self._templates:
                 self._templates.move_to_end(key)
@@ -347,48 +353,73 @@ def verify(template: Template, build: Builder, values: Mapping[str, Any]) -> Non
         raise TemplateMismatch(f"template:\n{template.sql}\n{mine}\nORM:\n{sql}\n{list(params)}")
 
 
-def instance_columns(model: Any) -> list[str]:
-    """The columns of a model instance, as .values() names them."""
-    return [field.attname for field in model._meta.concrete_fields]
+def _related_models(model: Any, related: Sequence[str]) -> list[tuple[Any, str]]:
+    """(model, prefix) of ``model`` and each select_related-style path."""
+    found = [(model, "")]
+    for path in related:
+        target = model
+        for name in path.split("__"):
+            target = target._meta.get_field(name).related_model
+        found.append((target, f"{path}__"))
+    return found
 
 
-def instance(model: Any, row: Mapping[str, Any], prefix: str = "", alias: str = "default") -> Any:
-    """The model instance of a .values() row of ``instance_columns`` (under
-    ``prefix``, for a related one), as the ORM would have built it."""
-    names = instance_columns(model)
-    return model.from_db(alias, names, [row[prefix + name] for name in names])
+def instance_columns(model: Any, *related: str) -> list[str]:
+    """The .values() names of a model instance's columns and, as
+    select_related(*related) would read them, its related ones."""
+    return [
+        prefix + field.attname
+        for target, prefix in _related_models(model, related)
+        for field in target._meta.concrete_fields
+    ]
+
+
+def instance(model: Any, row: Mapping[str, Any], *related: str, alias: str = "default") -> Any:
+    """The model instance of a .values() row of ``instance_columns(model,
+    *related)``, with its related instances cached as select_related leaves
+    them (``visitor.gallery.studio`` reads no more rows)."""
+    built: dict[str, Any] = {}
+    for target, prefix in _related_models(model, related):
+        names = [field.attname for field in target._meta.concrete_fields]
+        obj = target.from_db(alias, names, [row[prefix + name] for name in names])
+        if prefix:
+            parent, _, name = prefix[:-2].rpartition("__")
+            setattr(built[parent], name, obj)
+        built[prefix[:-2]] = obj
+    return built[""]
 
 
 class TemplatedRows:
-    """A stand-in for a .values() queryset that cursor pagination (DRF's
-    CursorPagination) can order, filter by the cursor's position and slice,
-    then list: the rows come from a template keyed by those operations.
+    """A stand-in for the .values() queryset ``build(values, **shape)`` that
+    cursor pagination (DRF's CursorPagination) can order, filter by the
+    cursor's position and slice, then list: the rows come from a template
+    keyed by those operations.
 
-    ``positions`` converts a cursor's position (a string) for each field the
-    list may be ordered by; one it does not name refuses the template."""
+    A cursor's position (a string) is converted by the model field of that
+    name, or for an annotation by ``positions`` (the paginator's checks)."""
 
     def __init__(
         self,
         templates: Templates,
-        key: Hashable,
-        build: Builder,
+        build: Callable[..., QuerySet],
         values: Mapping[str, Any],
         *,
+        shape: Mapping[str, Any],
         model: Any,
-        positions: Mapping[str, Callable[[str], Any]],
+        positions: Mapping[str, Callable[[str], Any]] | None = None,
         ops: Sequence[tuple[str, Any]] = (),
     ) -> None:
         self.model = model
-        self._templates, self._key, self._build, self._values = templates, key, build, dict(values)
-        self._positions = positions
+        self._templates, self._build, self._values, self._shape = templates, build, dict(values), dict(shape)
+        self._positions = positions or {}
         self._ops = tuple(ops)
 
     def _with(self, op: tuple[str, Any], values: Mapping[str, Any] | None = None) -> TemplatedRows:
         return TemplatedRows(
             self._templates,
-            self._key,
             self._build,
             {**self._values, **(values or {})},
+            shape=self._shape,
             model=self.model,
             positions=self._positions,
             ops=(*self._ops, op),
@@ -397,13 +428,20 @@ class TemplatedRows:
     def order_by(self, *fields: str) -> TemplatedRows:
         return self._with(("order_by", fields))
 
+    def _position(self, name: str) -> Callable[[str], Any]:
+        if name in self._positions:
+            return self._positions[name]
+        try:
+            return self.model._meta.get_field(name).to_python
+        except FieldDoesNotExist:
+            raise TypeError(f"no conversion for a cursor position on {name!r}") from None
+
     def filter(self, **lookups: Any) -> TemplatedRows:
         (lookup, value), *rest = lookups.items()
-        convert = self._positions.get(lookup.rsplit("__", 1)[0])
-        if rest or convert is None:
-            raise TypeError(f"only a cursor's position in {sorted(self._positions)}, not {sorted(lookups)}")
+        if rest:
+            raise TypeError(f"only a cursor's position, not {sorted(lookups)}")
         name = f"position{len(self._ops)}"
-        return self._with(("filter", (lookup, name)), {name: convert(value)})
+        return self._with(("filter", (lookup, name)), {name: self._position(lookup.rsplit("__", 1)[0])(value)})
 
     def __getitem__(self, window: slice) -> TemplatedRows:
         if not isinstance(window, slice) or window.step is not None:
@@ -418,7 +456,7 @@ class TemplatedRows:
         return all(op != "slice" or not arg[0] for op, arg in self._ops)
 
     def _queryset(self, values: Mapping[str, Any]) -> QuerySet:
-        queryset = self._build(values)
+        queryset = self._build(values, **self._shape)
         for op, arg in self._ops:
             if op == "order_by":
                 queryset = queryset.order_by(*arg)
@@ -432,4 +470,5 @@ class TemplatedRows:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if not self._templated():
             return iter(self._queryset(self._values))
-        return iter(self._templates.rows((self._key, self._ops), self._queryset, self._values))
+        key = (self._build, tuple(self._shape.items()), self._ops)
+        return iter(self._templates.keyed_rows(key, self._queryset, self._values))

@@ -64,7 +64,7 @@ def _filtered(values: dict[str, Any]) -> Any:
                 gallery_id=values["gallery"],
                 sort_order__gte=values["from"],
                 size__lte=values["max_size"],
-                created_at__lte=values["before"],
+                captured_at__lte=values["before"],
             )
             .exclude(original_filename=values["not_named"])
             .filter(pk__in=values["ids"])
@@ -80,17 +80,20 @@ def _expected(build: Any, values: dict[str, Any]) -> list[dict[str, Any]]:
 def test_rows_equal_the_orms_for_every_kind_of_value(studio):
     gallery, assets = _gallery_with_assets(studio)
     templates = Templates()
-    for start, ids in ((0, assets), (3, assets[2:9]), (11, assets[:1]), (5, assets[6:7])):
+    cases = ((0, assets, 11), (3, assets[2:9], 6), (10, assets[10:], 11), (5, assets[6:12], 9), (1, assets, 1))
+    for start, ids, hours in cases:
         values = {
             "gallery": gallery.pk,
             "from": start,
-            "max_size": 10**10 + 9,
-            "before": timezone.now() + timedelta(seconds=1),
+            "max_size": 10**10 + 10,  # leaves photo 11 out
+            # Across the DST night, to the microsecond: photo i was captured at BASE + i h + i us.
+            "before": BASE + timedelta(hours=hours, microseconds=hours),
             "not_named": "IMG_007.jpg",
             "ids": [a.pk for a in ids],
         }
-        rows = templates.rows("filtered", _filtered, values)
+        rows = templates.rows(_filtered, values)
         assert rows == _expected(_filtered, values)
+        assert rows  # each case selects something: the comparison is not of two empty lists
     # Every shape made a template: none fell back to the ORM.
     assert templates._templates and all(t is not None for t in templates._templates.values())
 
@@ -104,9 +107,9 @@ def test_a_template_runs_one_query_and_another_gallery_gets_its_own_rows(studio,
         with unscoped():
             return Asset.objects.filter(gallery_id=values["gallery"]).order_by("sort_order").values("id")
 
-    assert len(templates.rows("g", by_gallery, {"gallery": mine.pk})) == 5
+    assert len(templates.rows(by_gallery, {"gallery": mine.pk})) == 5
     with CaptureQueriesContext(connection) as queries:
-        rows = templates.rows("g", by_gallery, {"gallery": theirs.pk})
+        rows = templates.rows(by_gallery, {"gallery": theirs.pk})
     assert [r["id"] for r in rows] == [a.pk for a in their_assets]
     assert len(queries) == 1
 
@@ -135,7 +138,7 @@ def test_integers_at_every_field_limit_answer_as_the_orm(studio, field, bound):
 
     for n in (bound, 2, bound):
         values = {"gallery": gallery.pk, "n": n}
-        assert sorted(r["sort_order"] for r in templates.rows("after", after, values)) == sorted(
+        assert sorted(r["sort_order"] for r in templates.rows(after, values)) == sorted(
             r["sort_order"] for r in after(values)
         )
 
@@ -154,7 +157,7 @@ def test_odd_values_fall_back_to_the_orm_rather_than_fail(studio):
         with pytest.raises(Exception) as orm:
             list(among({"n": odd}))
         with pytest.raises(type(orm.value)):
-            templates.rows("among", among, {"n": odd})
+            templates.rows(among, {"n": odd})
     assert not templates._templates
 
 
@@ -166,7 +169,7 @@ def test_a_page_at_an_offset_takes_the_orm(studio):
             return Asset.objects.filter(gallery_id=values["gallery"]).values("id", "sort_order")
 
     templates = Templates()
-    rows = TemplatedRows(templates, "k", build, {"gallery": gallery.pk}, model=Asset, positions={"sort_order": int})
+    rows = TemplatedRows(templates, build, {"gallery": gallery.pk}, shape={}, model=Asset)
     page = list(rows.order_by("sort_order").filter(sort_order__gt="1")[2:4])
     assert [r["sort_order"] for r in page] == [4, 5]
     assert not templates._templates  # LIMIT/OFFSET are in the text: offsets would multiply the keys
@@ -184,9 +187,9 @@ def test_an_empty_list_is_decided_by_the_orm(studio):
             return Asset.objects.filter(pk__in=values["ids"]).values("id")
 
     with CaptureQueriesContext(connection) as queries:
-        assert templates.rows("among", among, {"ids": []}) == []
+        assert templates.rows(among, {"ids": []}) == []
     assert len(queries) == 0  # the ORM knows an empty IN matches nothing
-    assert len(templates.rows("among", among, {"ids": [assets[0].pk]})) == 1
+    assert len(templates.rows(among, {"ids": [assets[0].pk]})) == 1
 
 
 def test_sql_that_depends_on_a_value_is_never_templated(studio):
@@ -198,7 +201,7 @@ def test_sql_that_depends_on_a_value_is_never_templated(studio):
             return Asset.objects.extra(where=[f"sort_order >= {int(values['n'])}"]).values("sort_order")
 
     for n in (1, 4):
-        assert len(templates.rows("inlined", inlined, {"n": n})) == 6 - n
+        assert len(templates.rows(inlined, {"n": n})) == 6 - n
     assert list(templates._templates.values()) == [None]
 
 
@@ -210,8 +213,8 @@ def test_a_parameter_derived_from_a_value_is_never_templated(studio):
         with unscoped():
             return Asset.objects.filter(original_filename__startswith=values["prefix"]).values("original_filename")
 
-    assert len(templates.rows("prefixed", prefixed, {"prefix": "IMG_01"})) == 2
-    assert len(templates.rows("prefixed", prefixed, {"prefix": "IMG_00"})) == 10
+    assert len(templates.rows(prefixed, {"prefix": "IMG_01"})) == 2
+    assert len(templates.rows(prefixed, {"prefix": "IMG_00"})) == 10
     assert list(templates._templates.values()) == [None]
 
 
@@ -224,7 +227,7 @@ def test_none_and_booleans_are_shape_not_values(studio, value):
             return Asset.objects.filter(gallery_id=gallery.pk, captured_at__isnull=bool(values["t"])).values("id")
 
     templates = Templates()
-    assert len(templates.rows("t", trashed, {"t": value})) == (3 if value is None else 1)
+    assert len(templates.rows(trashed, {"t": value})) == (3 if value is None else 1)
     assert not templates._templates  # never even tried
 
 
@@ -239,15 +242,15 @@ def test_verify_catches_a_builder_that_reads_outside_its_values(studio, settings
         with unscoped():
             return Asset.objects.filter(gallery_id=values["gallery"], sort_order__gte=LEAKED["from"]).values("id")
 
-    assert len(templates.rows("leaky", leaky, {"gallery": gallery.pk})) == 6
+    assert len(templates.rows(leaky, {"gallery": gallery.pk})) == 6
     LEAKED["from"] = 3
     try:
         with pytest.raises(TemplateMismatch):
-            templates.rows("leaky", leaky, {"gallery": gallery.pk})
+            templates.rows(leaky, {"gallery": gallery.pk})
         # Without the check the baked-in 0 would answer: why builders must
         # read nothing but their values.
         settings.SQL_TEMPLATES_VERIFY = False
-        assert len(templates.rows("leaky", leaky, {"gallery": gallery.pk})) == 6
+        assert len(templates.rows(leaky, {"gallery": gallery.pk})) == 6
     finally:
         LEAKED["from"] = 0
 
@@ -262,7 +265,7 @@ def test_converted_values_equal_the_orms_big_json_numbers_and_instants_included(
         with unscoped():
             return Asset.objects.filter(gallery_id=values["gallery"]).order_by("sort_order").values(*COLUMNS)
 
-    mine, theirs = templates.rows("rows", rows, {"gallery": gallery.pk}), list(rows({"gallery": gallery.pk}))
+    mine, theirs = templates.rows(rows, {"gallery": gallery.pk}), list(rows({"gallery": gallery.pk}))
     assert mine == theirs
     assert mine[1]["derivatives"] == {"big": 2**70, "tiny": 1e-300}  # orjson refuses 2**70: the field's own way
     assert mine[2]["captured_at"] == BASE + timedelta(hours=2, microseconds=2)
@@ -273,13 +276,13 @@ def test_templates_are_bounded(studio):
     gallery, _ = _gallery_with_assets(studio, 2)
     templates = Templates(size=2)
 
-    def build(values: dict[str, Any]) -> Any:
+    def build(values: dict[str, Any], *, shape: str) -> Any:
         with unscoped():
             return Asset.objects.filter(gallery_id=values["gallery"]).values("id")
 
-    for key in ("a", "b", "c", "a"):
-        templates.rows(key, build, {"gallery": gallery.pk})
-    assert [k[0] for k in templates._templates] == ["c", "a"]
+    for shape in ("a", "b", "c", "a"):
+        templates.rows(build, {"gallery": gallery.pk}, shape=shape)
+    assert [dict(key[0][1])["shape"] for key in templates._templates] == ["c", "a"]
 
 
 def test_stand_ins_of_a_slot_never_repeat_between_the_two_builds():
@@ -341,7 +344,7 @@ def test_a_forged_folder_cursor_is_a_clear_400(studio, position, extra):
 def test_the_portal_lists_queries_run_from_templates(studio):
     # Not one of them may quietly fall back to the ORM (on SQLite and on
     # PostgreSQL alike): the suite's verify mode then checks each run.
-    from galleries import access
+    from galleries import access, selectors
     from galleries.selectors import LIST_TEMPLATES as TEMPLATES
     from studio import sessions
     from tests.test_lean_lists import _assets, _folder, _open, _published, _rate
@@ -360,8 +363,8 @@ def test_the_portal_lists_queries_run_from_templates(studio):
         follow = response.json()["next"]
         if follow:
             assert client.get(follow).status_code == 200
-    kinds = {key[0][0][0] if isinstance(key[0][0], tuple) else key[0][0] for key in TEMPLATES._templates}
-    assert kinds == {"portal-assets", "portal-folders"}
+    builders = {key[0][0] for key in TEMPLATES._templates}
+    assert builders == {selectors.portal_asset_list, selectors.portal_folder_placements}
     assert len(TEMPLATES._templates) >= 10
     for cache in (TEMPLATES, access._SESSION_TEMPLATES, sessions._TEMPLATES):
         assert cache._templates and all(t is not None for t in cache._templates.values()), cache._templates
@@ -389,3 +392,60 @@ def test_the_staff_lists_queries_run_from_templates(studio, owner, client_for):
     assert client.get(url, {"status": ["ready", "failed"], "page_size": 2}).status_code == 200
     assert len(LIST_TEMPLATES._templates) == 8
     assert all(t is not None for t in LIST_TEMPLATES._templates.values()), LIST_TEMPLATES._templates
+
+
+def test_related_instances_are_built_as_select_related_would(studio):
+    from galleries.models import Visitor
+    from studio.sql_templates import instance, instance_columns
+
+    visitor = factories.visitor(studio)
+    with unscoped():
+        row = Visitor.objects.filter(pk=visitor.pk).values(*instance_columns(Visitor, "gallery", "gallery__studio"))[0]
+        expected = Visitor.objects.select_related("gallery__studio").get(pk=visitor.pk)
+    with CaptureQueriesContext(connection) as queries:
+        built = instance(Visitor, row, "gallery", "gallery__studio")
+        studio_ = built.gallery.studio
+    assert len(queries) == 0
+    assert (built, built.gallery, studio_) == (expected, expected.gallery, expected.gallery.studio)
+    for got, want in ((built, expected), (built.gallery, expected.gallery), (studio_, expected.gallery.studio)):
+        assert got.__dict__.keys() >= {f.attname for f in type(want)._meta.concrete_fields}
+        assert all(getattr(got, f.attname) == getattr(want, f.attname) for f in type(want)._meta.concrete_fields)
+    assert not built._state.adding and built._state.db == "default"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_share_templates_and_each_gets_its_own_rows(studio, other_studio):
+    # A web process's threads (gunicorn gthread) share one cache: templates
+    # made by one thread serve the others, with each request's own values.
+    import threading
+
+    from django.db import connections
+
+    galleries = [_gallery_with_assets(s, n) for s, n in ((studio, 3), (studio, 5), (other_studio, 7))]
+    expected = {g.pk: [a.pk for a in assets] for g, assets in galleries}
+    templates = Templates()
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def by_gallery(values: dict[str, Any]) -> Any:
+        with unscoped():
+            return Asset.objects.filter(gallery_id=values["gallery"]).order_by("sort_order").values("id")
+
+    def client(n: int) -> None:
+        try:
+            start.wait()
+            for i in range(30):
+                gallery = galleries[(n + i) % 3][0]
+                assert [r["id"] for r in templates.rows(by_gallery, {"gallery": gallery.pk})] == expected[gallery.pk]
+        except BaseException as exc:  # noqa: BLE001 - reported below, with the thread's failure
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors[0]
+    assert len(templates._templates) == 1 and next(iter(templates._templates.values())) is not None

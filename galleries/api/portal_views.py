@@ -6,7 +6,6 @@ portal/galleries/{gallery_pk}/ then acts as that gallery's visitor.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from django.db.models import QuerySet
@@ -154,26 +153,23 @@ class PortalAssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Porta
         ids = {"studio": self.studio.pk, "gallery": self.gallery.pk, "visitor": self.visitor.pk}
         shared = self.gallery.shared_selection
         rows: Any
-        if any(cleaned.get(name) not in (None, "") for name in ("person", "find_me")):
+        if not PortalAssetFilterSet.templated(cleaned):
             filterset = PortalAssetFilterSet(request.query_params, queryset=self.get_queryset(), request=request)
             rows = selectors.portal_asset_rows(filterset.qs)
         else:
             values = {**ids, **{name: filters[name] for name in ("min_stars", "folder") if filters[name] is not None}}
-            shape = {"shared_selection": shared, "unrated": filters["unrated"], "trashed": filters["trashed"]}
             rows = TemplatedRows(
                 selectors.LIST_TEMPLATES,
-                ("portal-assets", *shape.values(), *values),
-                partial(selectors.portal_asset_list, **shape),
+                selectors.portal_asset_list,
                 values,
+                shape={"shared_selection": shared, "unrated": filters["unrated"], "trashed": filters["trashed"]},
                 model=Asset,
-                positions={"sort_order": int, **self.cursor_positions},
+                positions=self.cursor_positions,
             )
         page = self.paginate_queryset(rows)
         assert page is not None  # the API always pages
         placements = page and selectors.LIST_TEMPLATES.rows(
-            ("portal-folders", shared),
-            partial(selectors.portal_folder_placements, shared_selection=shared),
-            {**ids, "assets": [row["id"] for row in page]},
+            selectors.portal_folder_placements, {**ids, "assets": [row["id"] for row in page]}, shared_selection=shared
         )
         data = portal_asset_dicts(
             page,
@@ -182,11 +178,6 @@ class PortalAssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Porta
             folders_by_asset=selectors.folder_ids_by_asset(placements),
         )
         return self.get_paginated_response(data)
-
-    def visible_folders(self) -> QuerySet[Folder]:
-        return selectors.visible_folders(
-            Folder.objects.filter(gallery=self.gallery), gallery=self.gallery, visitor=self.visitor
-        )
 
     def _assets(self, request: Request, serializer_class: type = AssetIdsSerializer) -> dict[str, Any]:
         serializer = serializer_class(data=request.data, context=self.get_serializer_context())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from django.db.models import QuerySet
@@ -204,7 +203,7 @@ class AssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         cleaned = StaffAssetFilterSet.cleaned(request.query_params)
         rows: Any
-        if cleaned.get("person") is not None:
+        if not StaffAssetFilterSet.templated(cleaned):
             filterset = StaffAssetFilterSet(request.query_params, queryset=self.get_queryset(), request=request)
             rows = selectors.staff_asset_rows(filterset.qs)
         else:
@@ -212,14 +211,12 @@ class AssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
             if cleaned.get("status"):
                 # Sorted: one template whatever order they came in.
                 values["status"] = sorted(set(cleaned["status"]))
-            shape = {"in_bin": self._lists_bin(), "trashed": cleaned.get("trashed")}
             rows = TemplatedRows(
                 selectors.LIST_TEMPLATES,
-                ("staff-assets", *shape.values(), *values),
-                partial(selectors.staff_asset_list, **shape),
+                selectors.staff_asset_list,
                 values,
+                shape={"in_bin": self._lists_bin(), "trashed": cleaned.get("trashed")},
                 model=Asset,
-                positions={"sort_order": int},
             )
         page = self.paginate_queryset(rows)
         assert page is not None  # the API always pages

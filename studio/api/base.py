@@ -36,7 +36,6 @@ Endpoints shape querysets through ``scope_queryset()`` instead.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, ExitStack
-from functools import partial
 from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
@@ -67,7 +66,7 @@ _SEAL_OWNERS: set[type] = set()
 _PARENTS = Templates(size=64)
 
 
-def _parent_rows(model: type[models.Model], values: dict[str, Any]) -> models.QuerySet:
+def _parent_rows(values: dict[str, Any], *, model: type[models.Model]) -> models.QuerySet:
     with studio_id_scope(values["studio"]) as studio:
         return (
             model._default_manager.filter(studio=studio, pk=values["pk"])
@@ -82,7 +81,7 @@ def _parent(model: type[models.Model], studio: Studio, pk: Any) -> models.Model 
         pk = model._meta.pk.to_python(pk)  # type: ignore[union-attr]
     except ValidationError:
         return None
-    rows = _PARENTS.rows(model._meta.label, partial(_parent_rows, model), {"studio": studio.pk, "pk": pk})
+    rows = _PARENTS.rows(_parent_rows, {"studio": studio.pk, "pk": pk}, model=model)
     return instance(model, rows[0]) if rows else None
 
 

@@ -89,9 +89,9 @@ class CursorPagination(pagination.CursorPagination):
 
 
 def cursor_int(position: str) -> int:
-    """A cursor's position on an integer that is no model field (an
-    annotation, which _check_position cannot look up): refused unless it is
-    one a 32-bit column could hold."""
+    """A cursor's position on an integer annotation (no model field to
+    check it against; a view names it in ``cursor_positions``): refused
+    unless a 32-bit column could hold it."""
     try:
         value = int(position)
     except (TypeError, ValueError) as exc:
