@@ -1,4 +1,5 @@
-"""Compiled SQL, reused for a hot list's pages.
+"""Compiled SQL, reused for hot reads (the photo lists, and the session,
+membership, portal visitor and parent lookups every request makes).
 
 Building a queryset and compiling it cost the portal's photo list about
 ten times the SQL that fetched the page (bench/gallery_list.py): the ORM
@@ -10,13 +11,15 @@ the list's own builder twice, with two sets of stand-in values (random, of
 the real values' types), and compiling both. The text must come out the
 same, and every parameter that differs between the two must be the
 stand-in of a named slot (a UUID as Django sends it to this database: hex
-on SQLite, a UUID on PostgreSQL; an int). Anything else (text that depends
+on SQLite, a UUID on PostgreSQL; an int, as is or as psycopg's Int4/Int8; a
+string; a datetime through the backend's adapter). Anything else (text that depends
 on a value, a parameter derived from one some other way, a queryset that
 cannot be compiled) and the key falls back to the ORM for good. Running a
 template then only puts this request's values into the slots, executes the
 text and applies the converters the ORM would (dates, JSON, UUIDs).
 
-A builder must be a function of its values alone: whatever else it reads
+A builder must be a function of its values and its shape keywords alone
+(the shape is part of the key: booleans, a model): whatever else it reads
 is written into the text once, for every later call. SQL_TEMPLATES_VERIFY
 (on in the test suite) checks each run against the ORM: the same builder
 with the real values must compile to the same SQL and parameters.
