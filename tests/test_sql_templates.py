@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from django.contrib.sessions.models import Session
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import BigIntegerField, IntegerField, PositiveIntegerField, SmallIntegerField
 from django.db.models.functions import Cast
 from django.test.utils import CaptureQueriesContext
@@ -270,6 +270,54 @@ def test_converted_values_equal_the_orms_big_json_numbers_and_instants_included(
     assert mine[1]["derivatives"] == {"big": 2**70, "tiny": 1e-300}  # orjson refuses 2**70: the field's own way
     assert mine[2]["captured_at"] == BASE + timedelta(hours=2, microseconds=2)
     assert mine[2]["captured_at"].utcoffset() == timedelta(0)
+
+
+# Fixed, not random: xdist's workers must collect the same parameters.
+HEX = "0192f1c4a7be7c3e9d51f0a2b3c4d5e6"
+ODD_UUIDS = [
+    None,
+    HEX,
+    HEX.upper(),
+    "0x" + HEX[2:],  # int(..., 16) takes a 0x prefix, and so does uuid.UUID
+    "+" + HEX[1:],
+    "٣" * 32,  # digits int() reads
+    str(uuid.UUID(HEX)),  # 36 characters
+    "g" * 32,
+    "",
+    b"\x00" * 16,
+]
+NAIVE = datetime(2026, 3, 29, 1, 30, 0, 5)
+ODD_INSTANTS = [None, NAIVE, NAIVE.replace(tzinfo=UTC), "2026-03-29 01:30:00.000005", "2026-03-29", "bad"]
+
+
+def _outcome(convert: Any, value: Any) -> Any:
+    try:
+        answer = convert(value, None, connection)
+    except Exception as exc:  # noqa: BLE001 - the two must fail alike
+        return type(exc)
+    return (type(answer), answer, getattr(answer, "tzinfo", None), getattr(answer, "is_safe", None))
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's converters")
+@pytest.mark.parametrize(
+    ("converter", "value"),
+    [("convert_uuidfield_value", value) for value in ODD_UUIDS]
+    + [("convert_datetimefield_value", value) for value in ODD_INSTANTS],
+)
+@pytest.mark.parametrize("zone", [None, "Europe/Paris"])
+def test_faster_converters_answer_and_fail_as_the_orms(converter, value, zone):
+    theirs = getattr(connection.ops, converter)
+    mine = sql_templates._faster(theirs)
+    assert mine is not theirs  # the fast one is in use
+    wrapper = connections[DEFAULT_DB_ALIAS]  # not the proxy: timezone is cached on the wrapper
+    saved = wrapper.settings_dict["TIME_ZONE"]
+    wrapper.settings_dict["TIME_ZONE"] = zone  # the zone naive values are read in
+    wrapper.__dict__.pop("timezone", None)
+    try:
+        assert _outcome(mine, value) == _outcome(theirs, value)
+    finally:
+        wrapper.settings_dict["TIME_ZONE"] = saved
+        wrapper.__dict__.pop("timezone", None)
 
 
 def test_templates_are_bounded(studio):
