@@ -226,6 +226,24 @@ def test_embedded_default_without_variables(tmp_path):
     assert seen["broker"] == "memory://"
 
 
+def test_the_wsgi_application_loads_the_views_and_freezes_startups_objects(tmp_path):
+    """studio.wsgi imports what the first request would and freezes it, so
+    the garbage collector never scans those long-lived objects again (the
+    server's process, not this one: a subprocess)."""
+    env = _production_env(tmp_path)
+    for key in (*_PRODUCTION_ENV, "SECRET_KEY"):
+        env.pop(key)
+    script = (
+        "import gc, json, sys; import studio.wsgi; "
+        "print(json.dumps([gc.get_freeze_count(), 'galleries.api.portal_views' in sys.modules]))"
+    )
+    result = _run(["-c", script], env)
+    assert result.returncode == 0, result.stderr
+    frozen, views_loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert views_loaded
+    assert frozen > 50_000
+
+
 @pytest.mark.django_db
 def test_no_missing_migrations():
     out = StringIO()
