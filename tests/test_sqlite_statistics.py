@@ -98,6 +98,15 @@ def test_statistics_are_gathered_once_per_interval_not_at_every_close(studio_db,
     assert "placement_studio" not in _plan(other)
 
 
+def test_a_connection_that_queried_nothing_worth_it_leaves_the_turn(studio_db):
+    probe = _wrapper(studio_db)  # a health check's connection
+    with probe.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    probe.close()
+    _queried_and_closed(studio_db)  # right after: still its turn
+    assert "placement_studio" not in _plan(studio_db)
+
+
 def test_closing_never_waits_for_another_writer(studio_db):
     wrapper = _wrapper(studio_db)
     with wrapper.cursor() as cursor:

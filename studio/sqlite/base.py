@@ -30,6 +30,7 @@ from django.db.backends.sqlite3 import base
 # a few milliseconds on any table.
 ANALYSIS_LIMIT = 1000
 OPTIMIZE_INTERVAL = 600.0  # seconds
+OPTIMIZE_MASK = 0xFFFE  # what a plain PRAGMA optimize does
 
 _last_optimized = -math.inf  # time.monotonic() of this process's last run
 
@@ -44,11 +45,15 @@ class DatabaseWrapper(base.DatabaseWrapper):
             and not self.is_in_memory_db()
             and now - _last_optimized >= OPTIMIZE_INTERVAL
         ):
-            _last_optimized = now  # two threads closing at once may both run it: harmless
             # Writing the statistics takes the write lock: never wait for it
             # on the way out (the next run will do it).
             with contextlib.suppress(base.Database.Error):
-                self.connection.execute("PRAGMA busy_timeout = 0")
-                self.connection.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
-                self.connection.execute("PRAGMA optimize")
+                # A dry run first (mask bit 0x01 lists what it would do): a
+                # connection that queried nothing worth it (a health probe's
+                # SELECT 1) must not take the interval's turn.
+                if self.connection.execute(f"PRAGMA optimize({OPTIMIZE_MASK | 0x01})").fetchall():
+                    _last_optimized = now  # two threads closing at once may both run it: harmless
+                    self.connection.execute("PRAGMA busy_timeout = 0")
+                    self.connection.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
+                    self.connection.execute(f"PRAGMA optimize({OPTIMIZE_MASK})")
         super()._close()
