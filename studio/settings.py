@@ -128,7 +128,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
     # Kept open between requests: opening one runs its PRAGMAs and closing
-    # it checkpoints the WAL, about 2 ms of CPU a request on the embedded
+    # it checkpoints the WAL, about 2.5 ms of CPU a request on the embedded
     # default (bench/gallery_list.py). A file database has no connection
     # limit; runserver still closes a thread's connections when its socket
     # closes.

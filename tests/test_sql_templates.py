@@ -280,6 +280,7 @@ ODD_UUIDS = [
     HEX.upper(),
     "0x" + HEX[2:],  # int(..., 16) takes a 0x prefix, and so does uuid.UUID
     "+" + HEX[1:],
+    "-" + HEX[1:],  # int(..., 16) reads a negative number; uuid.UUID refuses it
     "٣" * 32,  # digits int() reads
     str(uuid.UUID(HEX)),  # 36 characters
     "g" * 32,
