@@ -2,8 +2,8 @@
 
 Pipeline for one photo (the 2048 px WebP derivative, or a selfie in memory):
 
-1. ``load_image`` decodes a path, bytes, PIL image or array to RGB uint8,
-   applying EXIF orientation, and refuses what cannot be a photo (corrupt,
+1. ``load_image`` decodes a path, bytes (a phone's HEIC too), PIL image or
+   array to RGB uint8, applying EXIF orientation, and refuses what cannot be a photo (corrupt,
    blank, tiny, huge) with ``FaceError(reason)``.
 2. Detection runs on a copy downscaled to ``detect_size`` (1024 px long edge by
    default): dlib's HOG cost grows with the pixel count, so halving each side
@@ -67,7 +67,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from galleries import face_net
+from galleries import face_net, imaging
 
 logger = logging.getLogger(__name__)
 
@@ -283,6 +283,10 @@ def _check_size(width: int, height: int, max_pixels: int) -> None:
 
 def _decode(handle: Any, max_pixels: int) -> np.ndarray:
     try:
+        head = handle.read(16)
+        handle.seek(0)
+        if imaging.sniff_format(head) == "HEIF":
+            return _decode_heif(handle, max_pixels)
         with Image.open(handle) as img:
             # Checked on the header, before the pixels are allocated.
             _check_size(img.width, img.height, max_pixels)
@@ -292,6 +296,17 @@ def _decode(handle: Any, max_pixels: int) -> np.ndarray:
         raise
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
         raise FaceError("decode", f"not a readable image: {exc}") from exc
+
+
+def _decode_heif(handle: Any, max_pixels: int) -> np.ndarray:
+    """A phone's HEIC (an iPhone's camera default), in memory, by pillow-heif
+    as uploads are (Pillow alone cannot open it). libheif applies the file's
+    rotation itself: its EXIF orientation is not applied a second time."""
+    if imaging.pillow_heif is None:  # pragma: no cover - pinned in requirements/base.txt
+        raise FaceError("decode", "HEIC images cannot be read here: send a JPEG")
+    heif = imaging.pillow_heif.open_heif(handle, convert_hdr_to_8bit=True)
+    _check_size(heif.size[0], heif.size[1], max_pixels)  # from the header, before the pixels
+    return _pil_to_rgb(heif.to_pillow(), max_pixels)
 
 
 def _pil_to_rgb(img: Image.Image, max_pixels: int) -> np.ndarray:

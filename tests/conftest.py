@@ -128,3 +128,19 @@ def threaded_db(tmp_path, monkeypatch) -> Iterator[None]:
     finally:
         on_file.close()
         connections["default"] = memory
+
+
+@pytest.fixture
+def forget_heif_opener(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Call it to have Pillow as the web process has it, unable to open HEIC
+    itself: reading scikit-image's sample images (imageio) registers
+    pillow-heif's opener, again at each read, so call it after the test's
+    images are made. Undone after the test."""
+    from PIL import Image
+
+    def forget() -> None:
+        Image.init()
+        monkeypatch.setattr(Image, "ID", [name for name in Image.ID if name != "HEIF"])
+        monkeypatch.delitem(Image.OPEN, "HEIF", raising=False)
+
+    return forget

@@ -286,6 +286,18 @@ def test_find_me_finds_her_photos_only_and_stores_nothing(studio, pictured) -> N
     assert [m["asset"] for m in again] == [str(assets["a1.jpg"].pk)]  # "not me" holds for the session
 
 
+def test_find_me_takes_an_iphones_heic_selfie(studio, pictured, forget_heif_opener) -> None:
+    """An iPhone's camera writes HEIC: the same search as the JPEG selfie."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    gallery, assets = pictured["gallery"], pictured["assets"]
+    out = io.BytesIO()
+    pillow_heif.from_pillow(Image.open(io.BytesIO(selfie_jpeg()))).save(out, quality=90)
+    forget_heif_opener()
+    response = _find_me(portal_client(gallery), gallery, out.getvalue())
+    assert response.status_code == 200, response.content
+    assert {m["asset"] for m in response.json()["matches"]} == {str(assets["a1.jpg"].pk), str(assets["a2.jpg"].pk)}
+
+
 def test_find_me_refuses_a_photo_without_a_face(studio, pictured) -> None:
     portal = portal_client(pictured["gallery"])
     response = _find_me(portal, pictured["gallery"], jpeg(400, 300))

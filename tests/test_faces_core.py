@@ -137,6 +137,52 @@ def test_huge_image_is_refused_from_its_header():
     assert info.value.reason == "too_large"
 
 
+def heic(image: Image.Image, *, orientation: int = 1) -> bytes:
+    """A phone's HEIC. pillow-heif stores a non-1 EXIF orientation as the
+    file's own rotation (libheif applies it when decoding) and keeps the tag."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    out = io.BytesIO()
+    pillow_heif.from_pillow(image).save(out, quality=90, exif=exif.tobytes())
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_a_heic_selfie_decodes_upright_once(astronaut, orientation, forget_heif_opener):
+    # The astronaut's left half marked, so a turn applied twice shows.
+    image = astronaut.resize((400, 300))
+    image.paste((0, 255, 0), (0, 0, 40, 300))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    as_jpeg = io.BytesIO()
+    image.save(as_jpeg, "JPEG", quality=95, exif=exif.tobytes())
+    expected = faces.load_image(as_jpeg.getvalue())  # a JPEG's orientation, applied by Pillow
+    data = heic(image, orientation=orientation)
+    forget_heif_opener()
+    decoded = faces.load_image(data)
+    assert decoded.shape == expected.shape
+    assert np.abs(decoded.astype(int) - expected.astype(int)).mean() < 6
+
+
+def test_a_heic_selfie_is_searched_like_its_jpeg(astronaut, reference, forget_heif_opener):
+    head = astronaut.crop((100, 0, 350, 300)).resize((500, 600))
+    data = heic(head)
+    forget_heif_opener()
+    selfie = faces.selfie_descriptors(data)
+    assert distance(selfie, reference.descriptor) < THRESHOLD
+    assert distance(selfie, faces.selfie_descriptors(jpeg(head, 95))) < 0.1
+
+
+def test_a_broken_heic_is_a_decode_error(astronaut, forget_heif_opener):
+    data = heic(astronaut.resize((300, 300)))
+    forget_heif_opener()
+    for broken in (data[:200], data[: len(data) // 2]):
+        with pytest.raises(faces.FaceError) as info:
+            faces.load_image(broken)
+        assert info.value.reason == "decode"
+
+
 def test_selfie_policy(reference):
     selfie = faces.selfie_descriptors(webp(astronaut_head(100)))
     assert distance(selfie, reference.descriptor) < THRESHOLD
