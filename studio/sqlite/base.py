@@ -45,15 +45,18 @@ class DatabaseWrapper(base.DatabaseWrapper):
             and not self.is_in_memory_db()
             and now - _last_optimized >= OPTIMIZE_INTERVAL
         ):
-            # Writing the statistics takes the write lock: never wait for it
-            # on the way out (the next run will do it).
+            # Writing the statistics takes the write lock: with another
+            # writer at work this fails ("database is locked") and the next
+            # close tries again. SQLite 3.40 refuses at once here (the
+            # statement would upgrade its read lock); busy_timeout 0 keeps it
+            # so whatever the version: a closing connection never waits.
             with contextlib.suppress(base.Database.Error):
                 # A dry run first (mask bit 0x01 lists what it would do): a
                 # connection that queried nothing worth it (a health probe's
                 # SELECT 1) must not take the interval's turn.
                 if self.connection.execute(f"PRAGMA optimize({OPTIMIZE_MASK | 0x01})").fetchall():
-                    _last_optimized = now  # two threads closing at once may both run it: harmless
                     self.connection.execute("PRAGMA busy_timeout = 0")
                     self.connection.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
                     self.connection.execute(f"PRAGMA optimize({OPTIMIZE_MASK})")
+                    _last_optimized = now  # two threads closing at once may both run it: harmless
         super()._close()
