@@ -35,7 +35,7 @@ class ListFilterSet(django_filters.FilterSet):
     """A hot list's filters. The list validates them without a FilterSet
     instance (``cleaned``: one deep-copies its filters and makes a form
     class per request, a third of a small list page's fixed cost; the fields
-    never depend on the request, so one form class serves them all), and
+    never depend on the request, so one set of fields serves them all), and
     applies the TEMPLATED ones itself, in a query built from their values
     alone (studio.sql_templates); declared with ``method="applied_later"``,
     they are left alone here. Any other filter on means the plain ORM path."""
@@ -46,7 +46,7 @@ class ListFilterSet(django_filters.FilterSet):
     def cleaned(cls, data: Any) -> dict[str, Any]:
         """The filters' values, validated as the FilterSet's form would (the
         same fields; its errors as DjangoFilterBackend raises them)."""
-        if "_form_class" not in cls.__dict__:
+        if "_form_fields" not in cls.__dict__:
             # From copies with their model set, as a FilterSet instance's
             # are: the class's own filters stay untouched (a field made
             # before the model is known would lose its label everywhere).
@@ -54,8 +54,7 @@ class ListFilterSet(django_filters.FilterSet):
             for filter_ in filters.values():
                 filter_.model = cls._meta.model
             cls._form_fields = {name: filter_.field for name, filter_ in filters.items()}
-            cls._form_class = type(f"{cls.__name__}Form", (cls._meta.form,), {})
-        form = cls._form_class(data)
+        form = cls._meta.form(data)
         # The fields are shared, not deep-copied per form (a tenth of a small
         # page's fixed cost): validating reads a field and never changes it.
         form.fields = cls._form_fields

@@ -8,24 +8,29 @@ must not grow with the page, and it stays inside the studio and the visitor.
 from __future__ import annotations
 
 import random
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from django.db import connection
+from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rest_framework.exceptions import ValidationError
 from rest_framework.test import APIClient
 
 from galleries import selectors, services
 from galleries.api.serializers import PortalAssetSerializer, StaffAssetSerializer
+from galleries.filtersets import PortalAssetFilterSet
 from galleries.models import Asset, AssetStatus, DownloadPermission, Folder, Gallery, Placement, Rating, Visitor
 from studio import context
 from studio.models import Studio
 from studio.tenancy import studio_scope, unscoped
 from tests import factories
 from tests.gallery_helpers import gallery_url
+from tests.helpers import assert_api_error
 
 PORTAL = "/api/v1/portal"
 VARIANTS = ("thumb", "medium", "large")
@@ -352,3 +357,54 @@ def test_staff_list_stays_in_the_studio(studio, other_studio, staff):
     assert staff.get(gallery_url(other_studio, elsewhere, "assets/")).status_code == 404
     # The other studio's gallery under this studio's slug: not there either.
     assert staff.get(gallery_url(studio, elsewhere, "assets/")).status_code == 404
+
+
+# --- filters, validated without a FilterSet (ListFilterSet.cleaned) ---------------------------------
+
+
+@pytest.mark.parametrize(("query", "field"), [("min_stars=abc", "min_stars"), ("folder=not-a-uuid", "folder")])
+def test_a_bad_portal_filter_is_a_400_naming_it(studio, query, field):
+    gallery = _published(studio)
+    _assets(studio, gallery, 2)
+    client, _ = _open(gallery)
+    error = assert_api_error(client.get(f"{PORTAL}/galleries/{gallery.pk}/assets/?{query}"), 400, "VALIDATION_ERROR")
+    assert list(error["fields"]) == [field]
+
+
+def test_a_bad_staff_filter_is_a_400_naming_it(studio, staff):
+    gallery = _published(studio)
+    _assets(studio, gallery, 2)
+    error = assert_api_error(staff.get(gallery_url(studio, gallery, "assets/?status=bogus")), 400, "VALIDATION_ERROR")
+    assert list(error["fields"]) == ["status"]
+
+
+def test_threads_validating_filters_at_once_each_get_their_own_answer():
+    """The fields are shared by every request's form (not deep-copied): eight
+    threads validating different filters at once must not see each other's."""
+    start = threading.Barrier(8)
+    wrong: list[Any] = []
+
+    def client(n: int) -> None:
+        start.wait()
+        for i in range(200):
+            stars, folder = (n + i) % 5 + 1, uuid.uuid4()
+            data = QueryDict(f"min_stars={stars}&folder={folder}&trashed=true")
+            bad = QueryDict(f"min_stars=x{n}&folder={folder}")
+            try:
+                cleaned = PortalAssetFilterSet.cleaned(data)
+                if (cleaned["min_stars"], cleaned["folder"], cleaned["trashed"]) != (stars, folder, True):
+                    wrong.append(cleaned)
+                PortalAssetFilterSet.cleaned(bad)
+                wrong.append(("accepted", bad))
+            except ValidationError as exc:
+                if set(exc.detail) != {"min_stars"}:
+                    wrong.append(exc.detail)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                wrong.append(exc)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert wrong == []
