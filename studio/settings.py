@@ -130,13 +130,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Kept open between requests: opening one runs its PRAGMAs and closing
     # it checkpoints the WAL, about 2.5 ms of CPU a request on the embedded
     # default (bench/gallery_list.py). A file database has no connection
-    # limit; runserver still closes a thread's connections when its socket
-    # closes.
+    # limit, so runserver's threads (below) may keep theirs too.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 else:
-    # runserver (DEBUG) serves each request on a new thread that never closes
-    # its connection: persistent connections there exhaust PostgreSQL's
-    # max_connections under load. Production (gunicorn workers) reuses them.
+    # runserver (DEBUG) serves each client connection on a new thread, whose
+    # database connection lives until that client disconnects: persistent
+    # connections there exhausted PostgreSQL's max_connections under load
+    # (50 concurrent clients). Production (gunicorn workers) reuses them.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0 if DEBUG else 60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
