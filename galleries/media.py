@@ -14,6 +14,7 @@ from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirec
 
 from galleries.models import Asset, AssetStatus
 from galleries.storage import LocalMediaStore, media_store
+from studio.errors import DomainError
 
 _TYPES = {"webp": "image/webp"}
 
@@ -22,6 +23,11 @@ def variant_key(asset: Asset, variant: str) -> str:
     if variant == "original":
         if asset.status in (AssetStatus.AWAITING_UPLOAD, AssetStatus.FAILED):
             raise Http404("No original.")
+        if asset.upload_etag:
+            # Checked, not yet copied to its key by the derivatives job.
+            raise DomainError(
+                "The original is still being stored: try again in a moment.", code="NOT_FOUND", status_code=404
+            )
         return asset.storage_key
     derivative = (asset.derivatives or {}).get(variant)
     if derivative is None:

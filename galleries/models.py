@@ -154,12 +154,19 @@ class Asset(StudioOwnedModel, TimestampedModel):
     gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="assets")
     batch = models.ForeignKey(UploadBatch, on_delete=models.SET_NULL, null=True, blank=True, related_name="assets")
     original_filename = models.CharField(max_length=255)
-    # Where the original lives once complete has checked it. Nothing is ever
-    # uploaded there: the browser posts to upload_key, a one-time key that
-    # complete moves here, so a second POST with a still-valid target cannot
-    # replace an original after it was checked.
+    # Where the original lives once checked. Nothing is ever uploaded there:
+    # the browser posts to upload_key, a one-time key whose object is copied
+    # here, so a second POST with a still-valid target cannot replace an
+    # original after it was checked.
     storage_key = models.CharField(max_length=500, unique=True)
     upload_key = models.CharField(max_length=500, blank=True)
+    # The entity tag complete read at upload_key, until the derivatives job
+    # has copied that object to storage_key (empty after, and for photos that
+    # never came through an upload target). The copy names it, so the bytes
+    # the job copies are the bytes complete checked; complete itself makes one
+    # storage call a file instead of two (the copy of a camera file is the
+    # slow one on S3, and 500 of them do not belong in a request).
+    upload_etag = models.CharField(max_length=200, blank=True)
     content_type = models.CharField(max_length=50)
     size = models.PositiveBigIntegerField(help_text="Bytes of the original.")
     # Of the stored original, recorded when it is first processed and checked

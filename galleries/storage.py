@@ -58,8 +58,9 @@ class StorageError(Unavailable):
 class ObjectInfo:
     size: int
     content_type: str
-    # S3's entity tag: the copy after a check names it, so the bytes copied
-    # are the bytes checked (empty on the local filesystem).
+    # An entity tag: the copy after a check names it, so the bytes copied
+    # are the bytes checked (S3's; on the local filesystem the file's inode,
+    # modification time and size, which a rewrite changes).
     etag: str = ""
 
 
@@ -393,7 +394,12 @@ class LocalMediaStore(MediaStore):
         if not path.is_file():
             return None
         meta = path.with_name(path.name + ".type")
-        return ObjectInfo(size=path.stat().st_size, content_type=meta.read_text() if meta.exists() else "")
+        stat = path.stat()
+        return ObjectInfo(
+            size=stat.st_size,
+            content_type=meta.read_text() if meta.exists() else "",
+            etag=f"{stat.st_ino:x}-{stat.st_mtime_ns:x}-{stat.st_size:x}",
+        )
 
     def read_head(self, key: str, length: int) -> bytes:
         with open(self._path(key), "rb") as fh:
@@ -431,6 +437,14 @@ class LocalMediaStore(MediaStore):
         # A hard link: no bytes copied, and deleting the source name later
         # leaves the target whole. Atomic through a temporary name.
         src, dst = self._path(source), self._path(target)
+        if if_match:
+            # The local upload endpoint refuses a second POST already; the
+            # condition is kept so both stores answer a swap alike.
+            now = self.head(source)
+            if now is None:
+                raise FileNotFoundError(source)
+            if now.etag != if_match:
+                raise ObjectChanged(source)
         dst.parent.mkdir(parents=True, exist_ok=True)
         for suffix in ("", ".type"):
             origin = src.with_name(src.name + suffix)

@@ -25,7 +25,9 @@ from rest_framework.test import APIClient
 from galleries import tasks
 from galleries.models import Asset, AssetStatus, PendingDeletion
 from galleries.services.effects import asset_keys
+from galleries.services.maintenance import assets_retry_failed
 from galleries.storage import media_store
+from studio.context import acting_as
 from studio.tenancy import studio_scope, unscoped
 from tests import factories
 from tests import test_galleries_s3 as _s3_setup
@@ -163,7 +165,9 @@ def test_complete_with_a_publish_that_raises_answers_200_and_calling_it_again_or
     _time_passes(Asset, updated_at=True)
     _time_passes(PendingDeletion)
     assert tasks.sweep_stuck_assets() == 2
-    assert tasks.sweep_pending_deletions() == 1  # the one-time upload keys
+    # Each job deleted its one-time upload key after copying it: the broker
+    # took those, so nothing is left for the deletion sweeper.
+    assert tasks.sweep_pending_deletions() == 0
     assets = _assets(gallery)
     assert {a.status for a in assets} == {AssetStatus.READY}
     assert all(len(a.derivatives) == 3 for a in assets)
@@ -226,8 +230,8 @@ def test_an_s3_outage_past_every_retry_ends_ready_once_it_is_back(
     assert tasks.sweep_stuck_assets() == 1
     ready = get_asset(studio, asset.pk)
     assert (ready.status, ready.failure_reason) == (AssetStatus.READY, "")
-    # The one-time upload key's deletion was dropped with complete's
-    # callbacks: its row is still there, and the sweeper finishes it.
+    # The job's deletion of the one-time upload key waits on a commit this
+    # test never makes: its row is there, and the sweeper finishes it.
     _time_passes(PendingDeletion)
     assert tasks.sweep_pending_deletions() == 1
     prefix = f"studios/{studio.pk}/galleries/{ready.gallery_id}/"
@@ -248,7 +252,16 @@ def test_an_s3_outage_that_outlasts_the_sweeper_fails_the_photo_with_the_reason(
     assert tasks.sweep_stuck_assets() == 0  # its sweeps are spent: failed, not queued
     failed = get_asset(studio, asset.pk)
     assert failed.status == AssetStatus.FAILED and "did not finish" in failed.failure_reason
-    assert s3.exists(failed.storage_key)  # the original stays for the studio
+    # The checked upload stays for the studio, at its one-time key (the job
+    # never got to copy it), and a retry once storage is back copies it.
+    assert failed.upload_etag and s3.exists(failed.upload_key)
+    _use_storage(settings, s3_storage(s3.url))
+    with django_capture_on_commit_callbacks(execute=True), acting_as(factories.TEST_ACTOR), studio_scope(studio):
+        retried = assets_retry_failed(gallery=failed.gallery, store=media_store())
+    assert [a.pk for a in retried] == [failed.pk]
+    ready = get_asset(studio, asset.pk)
+    assert (ready.status, ready.upload_etag) == (AssetStatus.READY, "")
+    assert s3.exists(ready.storage_key) and not s3.exists(ready.upload_key)
 
 
 # --- cache and broker apart ----------------------------------------------------------------------------------

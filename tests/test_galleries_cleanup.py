@@ -79,3 +79,24 @@ def test_cleanup_deletes_what_a_late_post_left_on_a_one_time_key(studio, setting
         kept = Asset.objects.get(pk=ready.pk)
     assert (kept.status, kept.upload_key) == ("ready", "")
     assert (Path(settings.MEDIA_ROOT) / kept.storage_key).exists()
+
+
+def test_cleanup_keeps_a_checked_upload_its_job_has_not_copied_yet(
+    studio, settings, django_capture_on_commit_callbacks
+):
+    """complete leaves the checked file at its one-time key for the
+    derivatives job to copy: a queue stalled past the retention must not
+    cost the photo its only copy."""
+    gallery = factories.gallery(studio)
+    waiting = _asset(studio, gallery, AssetStatus.PROCESSING, 72)
+    pending = f"studios/{studio.pk}/galleries/{gallery.pk}/uploads/{waiting.pk}-pending.jpg"
+    with studio_scope(studio):
+        media_store().put(pending, b"checked bytes", "image/jpeg")
+        etag = media_store().head(pending).etag
+        Asset.objects.filter(pk=waiting.pk).update(upload_key=pending, upload_etag=etag)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("cleanup_galleries", "--studio", studio.slug)
+    assert (Path(settings.MEDIA_ROOT) / pending).read_bytes() == b"checked bytes"
+    with studio_scope(studio):
+        kept = Asset.objects.get(pk=waiting.pk)
+    assert (kept.upload_key, kept.upload_etag) == (pending, etag)

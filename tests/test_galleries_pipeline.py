@@ -29,7 +29,14 @@ from rest_framework.test import APIClient
 
 from galleries import imaging, selectors, services, tasks
 from galleries.models import Asset, AssetStatus, UploadBatch
-from galleries.storage import LocalMediaStore, StorageError, derivative_key, media_store, original_key
+from galleries.storage import (
+    LocalMediaStore,
+    ObjectChanged,
+    StorageError,
+    derivative_key,
+    media_store,
+    original_key,
+)
 from studio import context
 from studio.models import Studio
 from studio.tenancy import studio_scope
@@ -1048,6 +1055,29 @@ def test_the_local_endpoint_is_single_use(studio, gallery, staff, target, django
     original = reload(studio, Asset(pk=target["asset"])).storage_key
     assert stored(original).read_bytes() == target["data"]
     assert not stored(target["fields"]["key"]).exists()
+
+
+def test_the_local_store_copies_only_the_object_that_was_checked(studio):
+    """The embedded default answers a swap like S3: its entity tag changes
+    when the file is written again, and a copy naming the old one is
+    refused, its target untouched."""
+    store = media_store()
+    source, target = f"studios/{studio.pk}/up/a.jpg", f"studios/{studio.pk}/originals/a.jpg"
+    store.put(source, b"checked", "image/jpeg")
+    checked = store.head(source).etag
+    assert checked and store.head(source).etag == checked
+    time.sleep(0.01)  # a later modification time, even on a coarse clock
+    store.put(source, b"swapped", "image/jpeg")
+    assert store.head(source).etag != checked
+    with pytest.raises(ObjectChanged):
+        store.copy(source, target, if_match=checked)
+    assert store.head(target) is None
+    store.copy(source, target, if_match=store.head(source).etag)
+    assert stored(target).read_bytes() == b"swapped"
+    store.delete([source])
+    with pytest.raises(FileNotFoundError):
+        store.copy(source, target, if_match=checked)
+    assert stored(target).read_bytes() == b"swapped"
 
 
 def test_local_upload_targets_follow_the_host_the_client_called(studio, gallery, staff, settings):

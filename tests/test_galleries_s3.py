@@ -39,6 +39,7 @@ from PIL import Image
 from storages.backends.s3 import S3Storage
 
 from galleries.models import Asset, AssetStatus
+from galleries.services import effects
 from galleries.storage import S3MediaStore, StorageError, media_store
 from studio.roles import Role
 from studio.tenancy import studio_scope
@@ -309,16 +310,22 @@ def test_uploaded_jpeg_is_processing_then_ready_with_derivatives_in_the_bucket(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         done = complete(client, studio, gallery, presigned["batch"])
     assert done == {"processing": [target["asset"]], "failed": [], "missing": []}
-    assert get_asset(studio, target["asset"]).status == AssetStatus.PROCESSING
-    # Copied off the one-time key: what was checked is what gets processed.
-    original = get_asset(studio, target["asset"]).storage_key
-    assert s3.head(original)["ContentType"] == "image/jpeg"
+    checked = get_asset(studio, target["asset"])
+    assert checked.status == AssetStatus.PROCESSING
+    # complete read the object once and kept its ETag; the copy off the
+    # one-time key is the job's, naming it.
+    assert checked.upload_etag == s3.head(uploaded)["ETag"]
+    original = checked.storage_key
+    assert not s3.exists(original)
     assert not s3.keys(f"{prefix_of(gallery)}derivatives/")  # the task runs on commit, not before
     assert callbacks
     with django_capture_on_commit_callbacks(execute=True):  # the task's own on_commit work, if any
         for callback in callbacks:
             callback()
-    assert not s3.exists(uploaded)  # deleted after commit
+    # Copied off the one-time key: what was checked is what gets processed.
+    assert s3.head(original)["ContentType"] == "image/jpeg"
+    assert not s3.exists(uploaded)  # deleted after the job's copy committed
+    assert get_asset(studio, target["asset"]).upload_etag == ""
 
     asset = get_asset(studio, target["asset"])
     assert asset.status == AssetStatus.READY, asset.failure_reason
@@ -356,7 +363,7 @@ def test_a_second_post_to_a_target_after_complete_cannot_replace_the_original(
     """The presigned POST stays valid for 15 minutes. Before, a second POST
     to the same key after complete replaced the checked original (the local
     endpoint refused it with 409: the two backends disagreed). Now targets
-    are one-time keys that complete copies away from."""
+    are one-time keys that the derivatives job copies away from."""
     client = client_for(owner)
     gallery = make_gallery(studio)
     data = jpeg(64, 48)
@@ -922,7 +929,8 @@ def test_make_derivatives_gives_up_after_max_retries_and_keeps_the_asset(
     asset = get_asset(studio, asset.pk)
     # A storage outage is not the file's fault: nothing was made, nothing deleted.
     assert asset.status != AssetStatus.READY and asset.derivatives in ({}, None)
-    assert s3.exists(asset.storage_key)
+    # The checked upload waits at its one-time key for the job's copy.
+    assert asset.upload_etag and s3.exists(asset.upload_key)
     assert not s3.keys(f"{prefix_of(asset.gallery)}derivatives/")
 
 
@@ -1006,7 +1014,7 @@ def test_a_file_replaced_between_check_and_copy_is_refused_not_copied(
         result = complete(client, studio, gallery, presigned["batch"])
     asset = get_asset(studio, target["asset"])
     assert asset.status == AssetStatus.FAILED, result
-    assert "replaced while it was being checked" in asset.failure_reason
+    assert "replaced after it was checked" in asset.failure_reason
     assert asset.storage_key not in s3.keys(prefix_of(gallery))
 
 
@@ -1037,3 +1045,119 @@ def test_a_copy_whose_etag_differs_for_the_same_bytes_is_kept(
     asset = get_asset(studio, presigned["targets"][0]["asset"])
     assert asset.status == AssetStatus.READY, asset.failure_reason
     assert asset.storage_key in s3.keys(prefix_of(gallery))
+
+
+# --- the job's copy off the one-time key ---------------------------------------------------------------------
+
+
+def _completed_not_processed(s3, client, studio, gallery, data, django_capture_on_commit_callbacks):
+    """A photo complete checked, with its derivatives job (complete's
+    on-commit work) held back: returns the target and that work."""
+    presigned = presign(client, studio, gallery, [("a.jpg", len(data), "image/jpeg")])
+    target = presigned["targets"][0]
+    post_file(s3, target, data)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert complete(client, studio, gallery, presigned["batch"])["processing"] == [target["asset"]]
+    return target, callbacks
+
+
+def _run(callbacks, django_capture_on_commit_callbacks) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        for callback in callbacks:
+            callback()
+
+
+def test_a_second_post_after_complete_and_before_the_job_fails_the_photo_never_its_original(
+    s3, studio, owner, client_for, django_capture_on_commit_callbacks
+):
+    """The target is still valid when complete answers: bytes posted again
+    before the job copies the checked file change the object's ETag, and
+    the copy that names the checked one is refused."""
+    client = client_for(owner)
+    gallery = make_gallery(studio)
+    data = jpeg(64, 48)
+    target, callbacks = _completed_not_processed(s3, client, studio, gallery, data, django_capture_on_commit_callbacks)
+    impostor = png(64, 48)[: len(data)].ljust(len(data), b"\0")
+    post_file(s3, target, impostor)  # same size and type: the policy lets it through
+    _run(callbacks, django_capture_on_commit_callbacks)
+    asset = get_asset(studio, target["asset"])
+    assert asset.status == AssetStatus.FAILED
+    assert "replaced after it was checked" in asset.failure_reason
+    assert not s3.exists(asset.storage_key)
+    # The impostor stays at the one-time key until the cleanup's retention.
+    assert s3.get(asset.upload_key) == impostor
+    assert asset.upload_key in effects.asset_keys([asset])
+
+
+def test_a_twin_delivery_of_the_job_after_the_copy_proceeds_from_the_original(
+    s3, studio, owner, client_for, django_capture_on_commit_callbacks
+):
+    """Celery may deliver a job twice: the second, holding the row as it was
+    before the first copied and deleted the upload key, finds the original."""
+    from galleries.services.processing import _take_upload
+
+    client = client_for(owner)
+    gallery = make_gallery(studio)
+    data = jpeg(64, 48)
+    target, callbacks = _completed_not_processed(s3, client, studio, gallery, data, django_capture_on_commit_callbacks)
+    stale = get_asset(studio, target["asset"])
+    assert stale.upload_etag
+    _run(callbacks, django_capture_on_commit_callbacks)
+    assert not s3.exists(stale.upload_key)
+    with django_capture_on_commit_callbacks(execute=True), studio_scope(studio):
+        assert _take_upload(stale, media_store()) is None
+    assert s3.get(stale.storage_key) == data
+    assert get_asset(studio, stale.pk).status == AssetStatus.READY
+
+
+def test_staff_original_is_404_until_the_job_has_copied_it(
+    s3, studio, owner, client_for, django_capture_on_commit_callbacks
+):
+    client = client_for(owner)
+    gallery = make_gallery(studio)
+    data = jpeg(64, 48)
+    target, callbacks = _completed_not_processed(s3, client, studio, gallery, data, django_capture_on_commit_callbacks)
+    url = gallery_url(studio, gallery, f"assets/{target['asset']}/media/original/")
+    waiting = client.get(url)
+    assert waiting.status_code == 404, waiting.content
+    assert "still being stored" in waiting.json()["error"]["message"]
+    _run(callbacks, django_capture_on_commit_callbacks)
+    stored = client.get(url)
+    assert stored.status_code == 302, stored.content
+    assert requests.get(stored["Location"], timeout=10).content == data
+
+
+def test_complete_reads_each_file_once_and_copies_nothing(
+    s3, studio, owner, client_for, monkeypatch, django_capture_on_commit_callbacks
+):
+    """One ranged GET a file (size, type, first bytes and ETag): the copy of
+    a camera file is S3's slow call, and it is the job's, after complete
+    answered. The rule breaker alone is copied (kept as a failed photo)."""
+    client = client_for(owner)
+    gallery = make_gallery(studio)
+    good = [jpeg(64, 48), jpeg(32, 24)]
+    bad = png(16, 16)
+    presigned = presign(
+        client,
+        studio,
+        gallery,
+        [
+            ("a.jpg", len(good[0]), "image/jpeg"),
+            ("b.jpg", len(good[1]), "image/jpeg"),
+            ("c.jpg", len(bad), "image/jpeg"),
+        ],
+    )
+    for target, data in zip(presigned["targets"], [*good, bad], strict=True):
+        post_file(s3, target, data)
+    calls: list[str] = []
+    real_call = S3MediaStore._call
+
+    def counted(self: Any, method: str, **kwargs: Any) -> Any:
+        calls.append(method)
+        return real_call(self, method, **kwargs)
+
+    monkeypatch.setattr(S3MediaStore, "_call", counted)
+    with django_capture_on_commit_callbacks(execute=False):
+        done = complete(client, studio, gallery, presigned["batch"])
+    assert len(done["processing"]) == 2 and len(done["failed"]) == 1
+    assert sorted(calls) == ["copy_object", "get_object", "get_object", "get_object"]

@@ -209,7 +209,7 @@ def gallery_set_cover(*, gallery: Gallery, asset: Asset | None) -> Gallery:
 @transaction.atomic
 def gallery_delete(*, gallery: Gallery) -> None:
     # Photos in the bin too: their bytes go with the gallery.
-    keys = asset_keys(Asset.with_deleted.filter(gallery=gallery).only("storage_key", "derivatives"))
+    keys = asset_keys(Asset.with_deleted.filter(gallery=gallery).only("storage_key", "upload_key", "derivatives"))
     audit_record(action=Action.GALLERY_DELETED, target=gallery, before=_gallery_snapshot(gallery))
     Gallery.objects.filter(pk=gallery.pk).update(cover=None)
     gallery.delete()

@@ -139,7 +139,9 @@ def assets_retry_failed(*, gallery: Gallery, store: MediaStore) -> list[Asset]:
     failed = [
         asset
         for asset in Asset.objects.filter(gallery=gallery, status=AssetStatus.FAILED)
-        if store.head(asset.storage_key) is not None
+        # A checked upload the job never copied (storage down past the
+        # retries) is still at its one-time key: the retry's job copies it.
+        if store.head(asset.upload_key if asset.upload_etag else asset.storage_key) is not None
     ]
     if not failed:
         return []

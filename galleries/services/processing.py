@@ -17,7 +17,7 @@ from galleries import imaging
 from galleries.models import Asset, AssetStatus, Gallery, UploadBatch
 from galleries.services.effects import delete_objects_on_commit, queue_derivatives
 from galleries.services.faces import faces_after_derivatives
-from galleries.storage import StorageError, derivative_key, media_store
+from galleries.storage import ObjectChanged, StorageError, derivative_key, media_store
 from studio.auditing import Action, audit_record
 from studio.tenancy import current_studio, studio_scope
 
@@ -119,8 +119,36 @@ def _check_digest(asset: Asset, digest: str) -> str | None:
     return None
 
 
+def _take_upload(asset: Asset, store: Any) -> str | None:
+    """Copy the object complete checked from the one-time upload key to the
+    original's key, naming its ETag: a second POST to the still-valid target
+    since then makes the copy fail, so unchecked bytes never become the
+    original. Then the upload key goes (the row keeps its name for the
+    cleanup: a later POST there is deleted after the retention). None, or why
+    the photo fails. A rerun after a crash copies again: the same object."""
+    if not asset.upload_etag:
+        return None  # copied already, or never uploaded through a target
+    try:
+        store.copy(asset.upload_key, asset.storage_key, if_match=asset.upload_etag)
+    except ObjectChanged:
+        return "The file was replaced after it was checked (uploaded again to the same target). Upload it again."
+    except FileNotFoundError:
+        # A twin delivery of this job copied it and deleted the upload key.
+        if store.head(asset.storage_key) is None:
+            return "The uploaded file is missing from storage. Upload it again."
+    with transaction.atomic():
+        Asset.with_deleted.filter(pk=asset.pk).update(upload_etag="")
+        delete_objects_on_commit([asset.upload_key])
+    asset.upload_etag = ""
+    return None
+
+
 def _process(asset: Asset, written: list[str]) -> Asset:
     store = media_store()
+    problem = _take_upload(asset, store)
+    if problem:
+        _fail(asset, problem)
+        return asset
     with tempfile.NamedTemporaryFile(suffix="." + asset.storage_key.rsplit(".", 1)[-1]) as tmp:
         try:
             digest = store.download(asset.storage_key, tmp)
