@@ -408,3 +408,49 @@ def test_threads_validating_filters_at_once_each_get_their_own_answer():
     for thread in threads:
         thread.join(60)
     assert wrong == []
+
+
+_ZONES = ("UTC", "Europe/Paris", "America/Los_Angeles", "Asia/Kolkata", "Pacific/Kiritimati")
+
+
+@pytest.mark.parametrize("zone", _ZONES)
+def test_lean_instants_are_drfs_for_every_kind_of_value(zone, settings):
+    """The lean lists format an aware instant inline; every value must come
+    out as DRF's DateTimeField (the serializers') writes it: zones with and
+    without DST, half-hour and +14 offsets, both sides of a DST change to
+    the microsecond, naive values and strings (DRF's path), and the
+    overflow DRF refuses."""
+    from zoneinfo import ZoneInfo
+
+    from rest_framework import serializers as drf
+
+    from galleries.api.serializers import _instants
+
+    paris = ZoneInfo("Europe/Paris")
+    values = [
+        datetime(2026, 6, 1, 14, 3, 7, 123456, tzinfo=UTC),
+        datetime(2026, 6, 1, 14, 3, 7, tzinfo=UTC),
+        datetime(2026, 3, 29, 0, 59, 59, 999999, tzinfo=UTC),  # Paris springs forward at 01:00 UTC
+        datetime(2026, 3, 29, 1, 0, tzinfo=UTC),
+        datetime(2026, 10, 25, 0, 59, 59, 999999, tzinfo=UTC),  # and falls back
+        datetime(2026, 10, 25, 1, 0, 0, 1, tzinfo=UTC),
+        datetime(2026, 11, 1, 1, 30, tzinfo=ZoneInfo("America/Los_Angeles")),
+        datetime(2026, 7, 14, 12, 0, tzinfo=paris),
+        datetime(2026, 7, 14, 12, 0),  # naive
+        "2026-07-14T12:00:00Z",
+    ]
+    with timezone.override(ZoneInfo(zone)):
+        lean = _instants()
+        drfs = drf.DateTimeField(default_timezone=timezone.get_current_timezone()).to_representation
+        for value in values:
+            assert lean(value) == drfs(value), (zone, value)
+        # The ends of time: out of range in some zones (DRF's "overflow"
+        # error, the same from both), fine in others.
+        for edge in (datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, tzinfo=UTC)):
+            outcomes = []
+            for represent in (lean, drfs):
+                try:
+                    outcomes.append(represent(edge))
+                except ValidationError as exc:
+                    outcomes.append(exc.detail)
+            assert outcomes[0] == outcomes[1], (zone, edge, outcomes)
