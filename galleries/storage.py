@@ -14,7 +14,8 @@ Keys are laid out per studio and gallery::
     studios/<studio>/galleries/<gallery>/exports/<export>.<ext>            built export (zip, csv, txt, pdf)
 
 Browsers post to the one-time upload key; complete checks the object there
-and moves it to the original's key, which no upload target ever names.
+and the derivatives job copies that object (by its ETag) to the original's
+key, which no upload target ever names, then deletes the upload key.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ def original_key(asset: Any, extension: str) -> str:
 
 
 def upload_key(asset: Any, extension: str) -> str:
-    """A key nobody can guess or reuse: complete moves what arrives there."""
+    """A key nobody can guess or reuse: what complete checked there, the
+    derivatives job copies to the original's key."""
     token = secrets.token_urlsafe(12)
     return f"studios/{asset.studio_id}/galleries/{asset.gallery_id}/uploads/{asset.pk}-{token}.{extension}"
 

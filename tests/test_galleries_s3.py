@@ -1161,3 +1161,46 @@ def test_complete_reads_each_file_once_and_copies_nothing(
         done = complete(client, studio, gallery, presigned["batch"])
     assert len(done["processing"]) == 2 and len(done["failed"]) == 1
     assert sorted(calls) == ["copy_object", "get_object", "get_object", "get_object"]
+
+
+def test_a_twin_job_after_the_copy_and_a_late_post_keeps_the_ready_photo(
+    s3, studio, owner, client_for, django_capture_on_commit_callbacks
+):
+    """The first delivery copied, made the previews and deleted the upload
+    key; a late POST to the still-valid target wrote there again. The twin,
+    holding the row as it was, must not take the changed upload key for a
+    swap and fail a ready photo whose original is the checked one."""
+    from galleries.services.processing import _take_upload
+
+    client = client_for(owner)
+    gallery = make_gallery(studio)
+    data = jpeg(64, 48)
+    target, callbacks = _completed_not_processed(s3, client, studio, gallery, data, django_capture_on_commit_callbacks)
+    stale = get_asset(studio, target["asset"])
+    _run(callbacks, django_capture_on_commit_callbacks)
+    post_file(s3, target, png(64, 48)[: len(data)].ljust(len(data), b"\0"))
+    with django_capture_on_commit_callbacks(execute=True), studio_scope(studio):
+        assert _take_upload(stale, media_store()) is None
+    ready = get_asset(studio, stale.pk)
+    assert (ready.status, ready.failure_reason) == (AssetStatus.READY, "")
+    assert s3.get(ready.storage_key) == data
+
+
+def test_retrying_failed_photos_skips_one_whose_upload_was_replaced(
+    s3, studio, owner, client_for, django_capture_on_commit_callbacks
+):
+    """A photo failed because its upload was replaced before the copy would
+    fail the same way again: retry_failed leaves it (its upload's ETag is
+    not the checked one)."""
+    from galleries.services.maintenance import assets_retry_failed
+    from studio.context import acting_as
+
+    client = client_for(owner)
+    gallery = make_gallery(studio)
+    data = jpeg(64, 48)
+    target, callbacks = _completed_not_processed(s3, client, studio, gallery, data, django_capture_on_commit_callbacks)
+    post_file(s3, target, png(64, 48)[: len(data)].ljust(len(data), b"\0"))
+    _run(callbacks, django_capture_on_commit_callbacks)
+    assert get_asset(studio, target["asset"]).status == AssetStatus.FAILED
+    with acting_as(factories.TEST_ACTOR), studio_scope(studio):
+        assert assets_retry_failed(gallery=gallery, store=media_store()) == []

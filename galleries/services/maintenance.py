@@ -128,6 +128,16 @@ def orphans_delete(*, keys: list[str]) -> int:
     return len(own)
 
 
+def _original_stored(asset: Asset, store: MediaStore) -> bool:
+    """A checked upload the job never copied (storage down past the retries)
+    is still at its one-time key, unless it was replaced since (its ETag
+    differs: a retry would fail the same way)."""
+    if not asset.upload_etag:
+        return store.head(asset.storage_key) is not None
+    upload = store.head(asset.upload_key)
+    return upload is not None and upload.etag == asset.upload_etag
+
+
 @transaction.atomic
 def assets_retry_failed(*, gallery: Gallery, store: MediaStore) -> list[Asset]:
     """Failed photos of ``gallery`` whose original is stored go back to
@@ -139,9 +149,7 @@ def assets_retry_failed(*, gallery: Gallery, store: MediaStore) -> list[Asset]:
     failed = [
         asset
         for asset in Asset.objects.filter(gallery=gallery, status=AssetStatus.FAILED)
-        # A checked upload the job never copied (storage down past the
-        # retries) is still at its one-time key: the retry's job copies it.
-        if store.head(asset.upload_key if asset.upload_etag else asset.storage_key) is not None
+        if _original_stored(asset, store)
     ]
     if not failed:
         return []

@@ -119,6 +119,15 @@ def _check_digest(asset: Asset, digest: str) -> str | None:
     return None
 
 
+def _copied_meanwhile(asset: Asset) -> bool:
+    """A twin delivery of this job (or a regeneration queued meanwhile) may
+    have copied the upload first, deleted its key, and a late POST written
+    there since: the row as it is now says so, and the original stands. Not
+    only a refused copy tells: an endpoint that ignores the copy's condition
+    would copy the late bytes over the original, then delete it."""
+    return not Asset.with_deleted.filter(pk=asset.pk).values_list("upload_etag", flat=True).first()
+
+
 def _take_upload(asset: Asset, store: Any) -> str | None:
     """Copy the object complete checked from the one-time upload key to the
     original's key, naming its ETag: a second POST to the still-valid target
@@ -126,16 +135,19 @@ def _take_upload(asset: Asset, store: Any) -> str | None:
     original. Then the upload key goes (the row keeps its name for the
     cleanup: a later POST there is deleted after the retention). None, or why
     the photo fails. A rerun after a crash copies again: the same object."""
-    if not asset.upload_etag:
+    if not asset.upload_etag or _copied_meanwhile(asset):
+        asset.upload_etag = ""
         return None  # copied already, or never uploaded through a target
     try:
         store.copy(asset.upload_key, asset.storage_key, if_match=asset.upload_etag)
-    except ObjectChanged:
-        return "The file was replaced after it was checked (uploaded again to the same target). Upload it again."
-    except FileNotFoundError:
-        # A twin delivery of this job copied it and deleted the upload key.
-        if store.head(asset.storage_key) is None:
-            return "The uploaded file is missing from storage. Upload it again."
+    except (ObjectChanged, FileNotFoundError) as exc:
+        # Or the twin copied while we were on our way.
+        if _copied_meanwhile(asset) and store.head(asset.storage_key) is not None:
+            asset.upload_etag = ""
+            return None
+        if isinstance(exc, ObjectChanged):
+            return "The file was replaced after it was checked (uploaded again to the same target). Upload it again."
+        return "The uploaded file is missing from storage. Upload it again."
     with transaction.atomic():
         Asset.with_deleted.filter(pk=asset.pk).update(upload_etag="")
         delete_objects_on_commit([asset.upload_key])

@@ -273,9 +273,10 @@ def uploads_cleanup(*, older_than: Any) -> int:
     ``older_than``: their rows go, and any bytes a client did send are
     deleted (the original, its one-time upload key, partial derivatives).
     This is the only place a failed photo's original is deleted, after the
-    retention. The one-time keys of the other photos go too: a target stays
-    valid for 15 minutes after complete, and a late POST to it is stored
-    there, unused. Runs in the current studio's scope."""
+    retention. The one-time keys of the other photos go too, once their job
+    has copied them (a target stays valid for 15 minutes after complete, and
+    a late POST to it is stored there, unused); a key whose copy is pending
+    stays. Runs in the current studio's scope."""
     stale = list(
         Asset.with_deleted.filter(created_at__lt=older_than)  # in the bin or not
         .filter(Q(status=AssetStatus.AWAITING_UPLOAD) | Q(status=AssetStatus.FAILED))
