@@ -509,3 +509,35 @@ def test_setup_storage_refuses_a_public_bucket(s3, settings, moto_url):
     with pytest.raises(CommandError, match="readable by the public"):
         call_command("setup_storage", stdout=io.StringIO(), stderr=err)
     assert "everyone" in err.getvalue()
+
+
+def test_a_photo_created_while_the_bucket_is_listed_keeps_its_upload(studio, monkeypatch):
+    """Listing a big bucket takes a while: a photo completed meanwhile has
+    its checked file at its one-time upload key only (its job has yet to
+    copy it). The rows are read again after the listing, so that key is no
+    orphan; a key no row names stays one."""
+    from galleries.services.maintenance import orphan_keys
+
+    gallery = factories.gallery(studio)
+    factories.ready_asset(studio, gallery)
+    store = media_store()
+    stray = f"studios/{studio.pk}/galleries/{gallery.pk}/uploads/nobody-x.jpg"
+    store.put(stray, b"stray", "image/jpeg")
+    real_listing = type(store).list_keys
+    pending: list[Asset] = []
+
+    def listing_while_a_photo_completes(self, prefix):
+        keys = list(real_listing(self, prefix))
+        new = _asset(studio, gallery, AssetStatus.PROCESSING, 0)
+        new.upload_key = f"studios/{studio.pk}/galleries/{gallery.pk}/uploads/{new.pk}-abc.jpg"
+        store.put(new.upload_key, b"checked", "image/jpeg")
+        with studio_scope(studio):
+            Asset.objects.filter(pk=new.pk).update(upload_key=new.upload_key, upload_etag="etag")
+        pending.append(new)
+        return [*keys, new.upload_key]
+
+    monkeypatch.setattr(type(store), "list_keys", listing_while_a_photo_completes)
+    with studio_scope(studio):
+        orphans = orphan_keys(store)
+    assert pending and pending[0].upload_key not in orphans
+    assert stray in orphans

@@ -78,37 +78,53 @@ def orphan_keys(store: MediaStore) -> list[str]:
     records the key, so a photo being processed or an export being built
     must not lose its files to a concurrent cleanup. One-time upload keys
     are the exception: one not named by its photo's ``upload_key`` is a late
-    POST nobody will read."""
+    POST nobody will read.
+
+    The rows are read again after the listing, and a key they account for
+    then is kept: a photo created while the bucket was being listed (its
+    upload key, the only copy until its job copies it) is no orphan."""
     studio = current_studio()
-    # Photos in the bin are referenced: their bytes wait for the purge.
-    assets = set(Asset.with_deleted.values_list("pk", "gallery_id"))
-    asset_ids = {str(pk) for pk, _ in assets}
-    asset_gallery = {str(pk): str(gallery) for pk, gallery in assets}
-    live_keys = set(Asset.with_deleted.exclude(upload_key="").values_list("upload_key", flat=True))
-    live_keys |= set(Asset.with_deleted.values_list("storage_key", flat=True))
-    export_ids = {str(pk) for pk in Export.objects.values_list("pk", flat=True)}
-    live_keys |= set(Export.objects.exclude(file_key="").values_list("file_key", flat=True))
-    orphans = []
+    named, owned = _references()
+    orphans, partial = [], []
     for key in store.list_keys(f"studios/{studio.pk}/"):
-        if key in live_keys:
+        if key in named:
             continue
         if store.abandoned_partial(key, older_than=PARTIAL_WRITE_GRACE):
             # A write killed before its rename, next to a live photo's files:
             # its owner exists, but nothing will ever read or finish it.
-            orphans.append(key)
+            partial.append(key)
             continue
+        if not owned(key):
+            orphans.append(key)
+    if orphans:
+        named, owned = _references()
+        orphans = [key for key in orphans if key not in named and not owned(key)]
+    return sorted([*partial, *orphans])
+
+
+def _references() -> tuple[set[str], Any]:
+    """The keys the current studio's rows name, as they are now, and whether
+    a key belongs to a row that exists (orphan_keys)."""
+    studio_id = str(current_studio().pk)
+    # Photos in the bin are referenced: their bytes wait for the purge.
+    asset_gallery = {str(pk): str(gallery) for pk, gallery in Asset.with_deleted.values_list("pk", "gallery_id")}
+    live_keys = set(Asset.with_deleted.exclude(upload_key="").values_list("upload_key", flat=True))
+    live_keys |= set(Asset.with_deleted.values_list("storage_key", flat=True))
+    export_ids = {str(pk) for pk in Export.objects.values_list("pk", flat=True)}
+    live_keys |= set(Export.objects.exclude(file_key="").values_list("file_key", flat=True))
+
+    def owned(key: str) -> bool:
         match = _KEY.match(key)
-        if match is not None and match["studio"] == str(studio.pk):
-            kind, rest, gallery = match["kind"], match["rest"], match["gallery"]
-            owner = rest.split("/", 1)[0].split(".", 1)[0]
-            if kind == "derivatives" and owner in asset_ids and asset_gallery[owner] == gallery:
-                continue
-            if kind == "originals" and owner in asset_ids and asset_gallery[owner] == gallery:
-                continue  # named by the row once its extension is known
-            if kind == "exports" and owner in export_ids:
-                continue
-        orphans.append(key)
-    return orphans
+        if match is None or match["studio"] != studio_id:
+            return False
+        kind, rest, gallery = match["kind"], match["rest"], match["gallery"]
+        owner = rest.split("/", 1)[0].split(".", 1)[0]
+        if kind in ("derivatives", "originals"):
+            # An original is named by its row once its extension is known.
+            return asset_gallery.get(owner) == gallery
+        return kind == "exports" and owner in export_ids
+
+    return live_keys, owned
 
 
 @transaction.atomic
