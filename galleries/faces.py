@@ -3,8 +3,8 @@
 Pipeline for one photo (the 2048 px WebP derivative, or a selfie in memory):
 
 1. ``load_image`` decodes a path, bytes (a phone's HEIC too), PIL image or
-   array to RGB uint8, applying EXIF orientation, and refuses what cannot be a photo (corrupt,
-   blank, tiny, huge) with ``FaceError(reason)``.
+   array to RGB uint8, applying EXIF orientation, and refuses what cannot
+   be a photo (corrupt, blank, tiny, huge) with ``FaceError(reason)``.
 2. Detection runs on a copy downscaled to ``detect_size`` (1024 px long edge by
    default): dlib's HOG cost grows with the pixel count, so halving each side
    cuts detection about 4x. The boxes are mapped back to input pixels. The

@@ -248,7 +248,7 @@ def _record_completion(batch: UploadBatch, problems: dict[Any, tuple[str | None,
             status=AssetStatus.PROCESSING, updated_at=timezone.now()
         )
         Asset.objects.bulk_update(result.processing, ["upload_etag"])
-    Asset.objects.bulk_update([a for a, _ in result.failed], ["status", "failure_reason", "upload_etag", "updated_at"])
+    Asset.objects.bulk_update([a for a, _ in result.failed], ["status", "failure_reason", "updated_at"])
     audit_record(
         action=Action.UPLOAD_COMPLETED,
         target=batch.gallery,
