@@ -28,7 +28,7 @@ from PIL import ExifTags, Image
 from rest_framework.test import APIClient
 
 from galleries import imaging, selectors, services, tasks
-from galleries.models import Asset, AssetStatus, UploadBatch
+from galleries.models import Asset, AssetStatus, Gallery, UploadBatch
 from galleries.storage import (
     LocalMediaStore,
     ObjectChanged,
@@ -1095,3 +1095,28 @@ def test_local_upload_targets_follow_the_host_the_client_called(studio, gallery,
     assert response.status_code == 201, response.content
     url = response.json()["targets"][0]["url"]
     assert url.startswith("http://localhost/uploads/local/?policy="), url
+
+
+def test_deleting_a_gallery_reads_its_photos_keys_in_queries_that_do_not_grow_with_them(
+    studio, django_capture_on_commit_callbacks
+):
+    """gallery_delete collects every key of every photo (original, upload
+    key, previews): a field left out of its .only() was loaded photo by
+    photo, one query each."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    counts = []
+    for photos in (2, 7):
+        gallery = factories.gallery(studio)
+        for index in range(photos):
+            factories.ready_asset(studio, gallery, name=f"p{index}.jpg", data=photo(40, 30, seed=100 + index))
+        with (
+            CaptureQueriesContext(connection) as queries,
+            django_capture_on_commit_callbacks(execute=False),
+            context.acting_as(factories.TEST_ACTOR),
+            studio_scope(studio),
+        ):
+            services.gallery_delete(gallery=Gallery.objects.get(pk=gallery.pk))
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
